@@ -1,0 +1,24 @@
+import type { Client } from 'aedes'
+
+/**
+ * Who may connect, publish, subscribe and receive. The broker calls it from aedes's hooks; the
+ * password file and ACL implement it (see the security work). The default allows everything
+ * except publishing to `$SYS/`, which only the broker itself does.
+ */
+export interface Authorizer {
+  /** Resolves true to accept the CONNECT credentials. */
+  authenticate(client: Client, username: string | undefined, password: Buffer | undefined): Promise<boolean> | boolean
+  canPublish(client: Client | null, topic: string): boolean
+  canSubscribe(client: Client, filter: string): boolean
+  /**
+   * Optional per-delivery check (also applied to queued messages when a session resumes). Leave it
+   * out when reads are never restricted: it runs once per delivered message.
+   */
+  canReceive?(client: Client, topic: string): boolean
+}
+
+export const allowAllAuthorizer: Authorizer = {
+  authenticate: () => true,
+  canPublish: (_client, topic) => !topic.startsWith('$SYS/') && topic !== '$SYS',
+  canSubscribe: () => true,
+}

@@ -1,0 +1,80 @@
+import type { Aedes, Client } from 'aedes'
+import type { Duplex } from 'node:stream'
+import type { IncomingMessage } from 'node:http'
+
+// Defences against remote crashes and an authorization bypass of the aedes 2.0.0-beta.1
+// pre-release (fixed upstream in 1.2.0, not in the beta). Each is applied from outside aedes and
+// has a regression test over a real socket in test/integration/hardening.test.ts.
+
+/** The store methods this module wraps; every mqlite store has them. */
+export interface HardenedStore {
+  addSubscriptions(client: Client, subs: Array<{ topic: string }>): Promise<void>
+  cleanSubscriptions(client: Client): Promise<void>
+  incomingDelPacket(client: Client, packet: unknown): Promise<void>
+  cleanIncoming?(client: Pick<Client, 'id'>): Promise<void>
+}
+
+/**
+ * Client ids `constructor`, `__proto__`, `toString` and topic filters named like Object.prototype
+ * members collide with inherited properties of the plain objects aedes uses as maps. Replace those
+ * maps with prototype-free ones: on the broker once, on every client as it is created.
+ */
+export function usePrototypeFreeMaps(broker: Aedes): void {
+  const internals = broker as unknown as { clients: object; brokers: object; handle: Aedes['handle'] }
+  internals.clients = Object.assign(Object.create(null) as object, internals.clients)
+  internals.brokers = Object.assign(Object.create(null) as object, internals.brokers)
+  const handle = internals.handle
+  internals.handle = (conn: Duplex, req?: IncomingMessage) => {
+    const client = handle(conn, req as IncomingMessage) as unknown as { subscriptions: object; duplicates: object }
+    client.subscriptions = Object.create(null) as object
+    client.duplicates = Object.create(null) as object
+    return client as unknown as Client
+  }
+}
+
+/**
+ * Subscriptions refused by `authorizeSubscribe`. aedes persists the whole SUBSCRIBE packet's list
+ * once any entry is granted, denied ones included, and would then queue offline messages for
+ * them; the store wrapper below drops the entries recorded here.
+ */
+export class DeniedSubscriptions {
+  readonly #denied = new WeakSet<object>()
+  deny(sub: object): void {
+    this.#denied.add(sub)
+  }
+  isDenied(sub: object): boolean {
+    return this.#denied.has(sub)
+  }
+}
+
+/**
+ * Wraps the few store methods whose aedes call sites are unsafe:
+ * - addSubscriptions: never persist a denied subscription;
+ * - incomingDelPacket: two PUBRELs for one id in one segment make aedes delete twice and leave the
+ *   second rejection unhandled, so a missing packet is not an error here;
+ * - cleanSubscriptions: a session that starts clean also forgets its incoming QoS 2 packets, or a
+ *   reused packet id would be taken for a duplicate and the message dropped.
+ */
+export function hardenStore<S extends HardenedStore>(store: S, denied: DeniedSubscriptions, onError: (err: unknown) => void): S {
+  const addSubscriptions = store.addSubscriptions.bind(store)
+  const incomingDelPacket = store.incomingDelPacket.bind(store)
+  const cleanSubscriptions = store.cleanSubscriptions.bind(store)
+  store.addSubscriptions = async (client, subs) => {
+    const allowed = subs.filter((sub) => !denied.isDenied(sub))
+    if (allowed.length > 0) await addSubscriptions(client, allowed)
+  }
+  store.incomingDelPacket = async (client, packet) => {
+    await incomingDelPacket(client, packet).catch((err: unknown) => {
+      if (!isMissingPacket(err)) onError(err)
+    })
+  }
+  store.cleanSubscriptions = async (client) => {
+    await cleanSubscriptions(client)
+    await store.cleanIncoming?.(client)
+  }
+  return store
+}
+
+function isMissingPacket(err: unknown): boolean {
+  return err instanceof Error && /no such packet/i.test(err.message)
+}

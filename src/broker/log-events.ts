@@ -1,0 +1,32 @@
+import type { EventEmitter } from 'node:events'
+import type { Aedes, Client } from 'aedes'
+import type { Logger } from '../log/logger.js'
+import { connectionInfo } from './connection-info.js'
+
+/**
+ * One log line per connect, disconnect (with its reason) and protocol error. Nothing per message:
+ * at the default level the log stays proportional to connections, not traffic.
+ */
+export function logBrokerEvents(broker: Aedes, logger: Logger): void {
+  const describe = (client: Client) => {
+    const info = connectionInfo(client)
+    return { clientId: client.id, listener: info?.listener, remote: info?.remoteAddress }
+  }
+  broker.on('client', (client) => {
+    logger.info({ ...describe(client), protocol: client.version, clean: client.clean }, 'client connected')
+  })
+  broker.on('clientDisconnect', (client) => {
+    const reasonCode = client.disconnectReasonCode
+    logger.info(
+      { ...describe(client), ...(reasonCode !== null && reasonCode !== undefined ? { reasonCode } : {}) },
+      'client disconnected',
+    )
+  })
+  broker.on('keepaliveTimeout', (client) => logger.info(describe(client), 'keep-alive timeout'))
+  broker.on('clientError', (client, err) => logger.warn({ ...describe(client), err: err.message }, 'client error'))
+  broker.on('connectionError', (client, err) => {
+    logger.warn({ ...describe(client), err: err.message }, 'connection refused or broken before CONNECT completed')
+  })
+  // Without a listener, an 'error' event would end the process.
+  ;(broker as EventEmitter).on('error', (err: Error) => logger.error({ err }, 'broker error'))
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+import { Command, InvalidArgumentError, Option } from 'commander'
+import { createRequire } from 'node:module'
+import { formatConfigReference } from '../config/reference.js'
+import { runStart, type StartFlags } from './start.js'
+
+const require = createRequire(import.meta.url)
+const { version } = require('../../package.json') as { version: string }
+
+function portNumber(value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('must be a port number 0-65535')
+  return n
+}
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value]
+
+// `mqlite [options]` runs the broker, so `mqlite --help` documents every option; maintenance
+// tasks are subcommands.
+const program = new Command('mqlite')
+  .description('A durable MQTT 3.1/3.1.1/5.0 broker for IoT fleets. Without a command: run the broker.')
+  .version(version)
+  .option('-c, --config <file>', 'YAML or JSON config file (env MQLITE_CONFIG)')
+  .option('--host <address>', 'bind address of the first listener')
+  .option('-p, --port <port>', 'port of the first listener (0 picks a free one)', portNumber)
+  .addOption(new Option('--store <type>', 'store type').choices(['sqlite', 'memory']))
+  .option('--data-dir <dir>', 'directory for the database')
+  .option('--db <file>', 'SQLite database file (default <data-dir>/mqlite.db)')
+  .addOption(new Option('--synchronous <mode>', 'SQLite durability mode').choices(['normal', 'full']))
+  .addOption(
+    new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  )
+  .option('--metrics-host <address>', 'bind address of the metrics/health HTTP endpoint')
+  .option('--metrics-port <port>', 'port of the metrics/health HTTP endpoint (0 picks a free one)', portNumber)
+  .option('--no-metrics', 'do not serve /metrics, /healthz and /readyz')
+  .option('--set <key=value>', 'set any configuration key, e.g. --set mqtt.maxKeepAlive=60 (repeatable)', collect)
+  .option('--print-config', 'print the effective configuration and exit')
+  .addHelpText(
+    'after',
+    `
+Configuration sources, lowest precedence first: the config file, environment variables
+(MQLITE_<KEY>, levels separated by "__"), then command-line flags.
+
+Configuration keys:
+${formatConfigReference()}
+`,
+  )
+  .action((flags: StartFlags) => runStart(flags))
+
+await program.parseAsync(process.argv)

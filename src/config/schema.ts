@@ -1,0 +1,176 @@
+import { z } from 'zod'
+
+// The one configuration schema. Every key has a description (it feeds `mqlite --help` and the
+// README reference) and a default where one makes sense, so an empty config is a working broker.
+
+const port = z.number().int().min(0).max(65535)
+
+const tlsOptions = z
+  .object({
+    cert: z.string().min(1).describe('PEM certificate chain file'),
+    key: z.string().min(1).describe('PEM private key file'),
+    ca: z.string().min(1).optional().describe('PEM CA bundle used to verify client certificates'),
+    requestCert: z.boolean().default(false).describe('ask clients for a certificate'),
+    rejectUnauthorized: z
+      .boolean()
+      .default(true)
+      .describe('with requestCert: refuse clients whose certificate does not verify against ca'),
+    minVersion: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2').describe('lowest TLS version accepted'),
+    ciphers: z.string().min(1).optional().describe('OpenSSL cipher list (TLS 1.2 and below)'),
+  })
+  .strict()
+
+const baseListener = {
+  host: z.string().min(1).default('127.0.0.1').describe('address to bind'),
+  name: z.string().min(1).optional().describe('label used in logs and metrics (default: type:port)'),
+}
+
+const wsPath = z
+  .string()
+  .regex(/^\//, 'must start with "/"')
+  .default('/mqtt')
+  .describe('HTTP path that accepts the WebSocket upgrade')
+
+export const listenerSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('tcp'), port: port.default(1883).describe('port to bind (0 picks a free one)'), ...baseListener }).strict(),
+  z.object({ type: z.literal('tls'), port: port.default(8883).describe('port to bind (0 picks a free one)'), ...baseListener, tls: tlsOptions }).strict(),
+  z.object({ type: z.literal('ws'), port: port.default(8080).describe('port to bind (0 picks a free one)'), path: wsPath, ...baseListener }).strict(),
+  z
+    .object({ type: z.literal('wss'), port: port.default(8081).describe('port to bind (0 picks a free one)'), path: wsPath, ...baseListener, tls: tlsOptions })
+    .strict(),
+])
+
+const storeSchema = z
+  .object({
+    type: z.enum(['sqlite', 'memory']).default('sqlite').describe('sqlite (durable, default) or memory (volatile)'),
+    path: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('SQLite database file (default: <dataDir>/mqlite.db)'),
+    synchronous: z
+      .enum(['normal', 'full'])
+      .default('normal')
+      .describe('normal survives a process crash; full also survives power loss (slower)'),
+    maxQueuedMessages: z
+      .number()
+      .int()
+      .min(0)
+      .default(100_000)
+      .describe('per-session limit of queued messages (0 = unlimited)'),
+    maxQueuedBytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(64 * 1024 * 1024)
+      .describe('per-session limit of queued payload bytes (0 = unlimited)'),
+    queuePolicy: z
+      .enum(['drop-oldest', 'refuse'])
+      .default('drop-oldest')
+      .describe('what happens to a full session queue: drop its oldest message, or refuse the new one'),
+  })
+  .strict()
+
+const mqttSchema = z
+  .object({
+    maxKeepAlive: z
+      .number()
+      .int()
+      .min(0)
+      .max(65535)
+      .default(0)
+      .describe('longest keep-alive in seconds a client may use (0 = no limit); v5 clients are told via Server Keep Alive'),
+    maxPacketSize: z
+      .number()
+      .int()
+      .min(0)
+      .max(268_435_455)
+      .default(0)
+      .describe('largest inbound packet in bytes (0 = protocol maximum); advertised to v5 clients'),
+    receiveMaximum: z
+      .number()
+      .int()
+      .min(0)
+      .max(65535)
+      .default(0)
+      .describe('in-flight QoS 1/2 publishes a v5 client may send unacknowledged (0 = 65535)'),
+    topicAliasMaximum: z
+      .number()
+      .int()
+      .min(0)
+      .max(65535)
+      .default(64)
+      .describe('inbound topic aliases accepted from v5 clients (0 = none)'),
+    maxSessionExpiryInterval: z
+      .number()
+      .int()
+      .min(0)
+      .max(0xffffffff)
+      .default(0)
+      .describe('cap in seconds on the Session Expiry Interval a v5 client may ask for (0 = no cap)'),
+    maxTopicLevels: z.number().int().min(1).max(100).default(100).describe('most levels a topic may have'),
+    maxClientIdLength: z
+      .number()
+      .int()
+      .min(1)
+      .max(65535)
+      .default(23)
+      .describe('longest client id accepted from MQTT 3.1 clients (3.1.1 and 5 are not limited)'),
+    connectTimeout: z
+      .number()
+      .int()
+      .min(100)
+      .default(10_000)
+      .describe('milliseconds a new connection has to send CONNECT'),
+  })
+  .strict()
+
+const metricsSchema = z
+  .object({
+    enabled: z.boolean().default(true).describe('serve /metrics, /healthz and /readyz over HTTP'),
+    host: z.string().min(1).default('127.0.0.1').describe('address of the HTTP endpoint'),
+    port: port.default(9234).describe('port of the HTTP endpoint'),
+  })
+  .strict()
+
+const logSchema = z
+  .object({
+    level: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+      .default('info')
+      .describe('log level'),
+    pretty: z
+      .enum(['auto', 'true', 'false'])
+      .default('auto')
+      .describe('human-readable logs (auto: when stdout is a terminal)'),
+  })
+  .strict()
+
+export const configSchema = z
+  .object({
+    brokerId: z.string().min(1).optional().describe('unique id of this broker process (default: random)'),
+    dataDir: z.string().min(1).default('./data').describe('directory for the database and other state'),
+    listeners: z
+      .array(listenerSchema)
+      .min(1)
+      .default([{ type: 'tcp', host: '127.0.0.1', port: 1883 }])
+      .describe('MQTT listeners: tcp, tls, ws, wss (any number of each)'),
+    store: storeSchema.default(storeSchema.parse({})),
+    mqtt: mqttSchema.default(mqttSchema.parse({})),
+    metrics: metricsSchema.default(metricsSchema.parse({})),
+    log: logSchema.default(logSchema.parse({})),
+    shutdownTimeout: z
+      .number()
+      .int()
+      .min(0)
+      .default(10_000)
+      .describe('milliseconds a graceful shutdown may take before it is forced'),
+  })
+  .strict()
+
+/** What a user may write: every key optional. */
+export type ConfigInput = z.input<typeof configSchema>
+/** What the broker runs with: validated, defaults applied, frozen. */
+export type Config = z.output<typeof configSchema>
+export type ListenerConfig = z.output<typeof listenerSchema>
+export type TlsConfig = z.output<typeof tlsOptions>
