@@ -2,7 +2,7 @@ import { Aedes, type AedesOptions, type Client, type Subscription } from 'aedes'
 import type { Authorizer } from '../auth/authorizer.js'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log/logger.js'
-import { DeniedSubscriptions, hardenStore, usePrototypeFreeMaps, type HardenedStore } from './hardening.js'
+import { hardenStore, usePrototypeFreeMaps, type HardenedStore } from './hardening.js'
 
 /** Fields of the beta's Client that mqlite reads or sets; not part of aedes's typings. */
 export interface ClientInternals {
@@ -21,9 +21,8 @@ export interface CreateAedesOptions {
  * hardening the pre-release needs. Starting it also runs the store's `setup()`.
  */
 export async function createAedes({ config, store, authorizer, logger }: CreateAedesOptions): Promise<Aedes> {
-  const denied = new DeniedSubscriptions()
   const reportError = (err: unknown): void => logger.error({ err }, 'store error')
-  hardenStore(store, denied, reportError)
+  hardenStore(store, (client, filter) => authorizer.canSubscribe(client, filter), reportError)
   const { mqtt } = config
   const options: AedesOptions = {
     ...(config.brokerId ? { id: config.brokerId } : {}),
@@ -54,9 +53,7 @@ export async function createAedes({ config, store, authorizer, logger }: CreateA
       callback(authorizer.canPublish(client, packet.topic) ? null : new Error('not authorized to publish'))
     },
     authorizeSubscribe: (client, sub, callback) => {
-      if (authorizer.canSubscribe(client, sub.topic)) return callback(null, sub)
-      denied.deny(sub)
-      callback(null, null as unknown as Subscription)
+      callback(null, authorizer.canSubscribe(client, sub.topic) ? sub : (null as unknown as Subscription))
     },
     ...(authorizer.canReceive ? { authorizeForward: forwardIfReadable(authorizer.canReceive) } : {}),
   }

@@ -33,34 +33,25 @@ export function usePrototypeFreeMaps(broker: Aedes): void {
 }
 
 /**
- * Subscriptions refused by `authorizeSubscribe`. aedes persists the whole SUBSCRIBE packet's list
- * once any entry is granted, denied ones included, and would then queue offline messages for
- * them; the store wrapper below drops the entries recorded here.
- */
-export class DeniedSubscriptions {
-  readonly #denied = new WeakSet<object>()
-  deny(sub: object): void {
-    this.#denied.add(sub)
-  }
-  isDenied(sub: object): boolean {
-    return this.#denied.has(sub)
-  }
-}
-
-/**
  * Wraps the few store methods whose aedes call sites are unsafe:
- * - addSubscriptions: never persist a denied subscription;
+ * - addSubscriptions: aedes persists the whole SUBSCRIBE list as soon as any entry is granted
+ *   (entries are authorized in parallel), denied ones included, and would then queue offline
+ *   messages for them; the authorization is checked again here so a denied entry is never stored;
  * - incomingDelPacket: two PUBRELs for one id in one segment make aedes delete twice and leave the
  *   second rejection unhandled, so a missing packet is not an error here;
  * - cleanSubscriptions: a session that starts clean also forgets its incoming QoS 2 packets, or a
  *   reused packet id would be taken for a duplicate and the message dropped.
  */
-export function hardenStore<S extends HardenedStore>(store: S, denied: DeniedSubscriptions, onError: (err: unknown) => void): S {
+export function hardenStore<S extends HardenedStore>(
+  store: S,
+  canSubscribe: (client: Client, filter: string) => boolean,
+  onError: (err: unknown) => void,
+): S {
   const addSubscriptions = store.addSubscriptions.bind(store)
   const incomingDelPacket = store.incomingDelPacket.bind(store)
   const cleanSubscriptions = store.cleanSubscriptions.bind(store)
   store.addSubscriptions = async (client, subs) => {
-    const allowed = subs.filter((sub) => !denied.isDenied(sub))
+    const allowed = subs.filter((sub) => canSubscribe(client, sub.topic))
     if (allowed.length > 0) await addSubscriptions(client, allowed)
   }
   store.incomingDelPacket = async (client, packet) => {

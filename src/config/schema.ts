@@ -140,7 +140,7 @@ const logSchema = z
       .default('info')
       .describe('log level'),
     pretty: z
-      .enum(['auto', 'true', 'false'])
+      .union([z.boolean(), z.literal('auto')])
       .default('auto')
       .describe('human-readable logs (auto: when stdout is a terminal)'),
   })

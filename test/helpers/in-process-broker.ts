@@ -1,0 +1,33 @@
+import { pino } from 'pino'
+import { createBroker, type BrokerOptions, type MqliteBroker } from '../../src/app.js'
+import type { ConfigInput } from '../../src/config/schema.js'
+
+export interface RunningBroker {
+  broker: MqliteBroker
+  /** port of the first listener */
+  port: number
+  url: string
+  close(): Promise<void>
+}
+
+export type StoreKind = 'memory' | 'sqlite'
+
+/** Starts a broker in this process on a free port, quiet unless MQLITE_TEST_LOG is set. */
+export async function startBroker(
+  config: ConfigInput = {},
+  options: BrokerOptions = {},
+): Promise<RunningBroker> {
+  const broker = createBroker(
+    {
+      listeners: [{ type: 'tcp', host: '127.0.0.1', port: 0 }],
+      store: { type: 'memory' },
+      metrics: { enabled: false },
+      ...config,
+    },
+    { logger: pino({ level: process.env.MQLITE_TEST_LOG || 'silent' }), ...options },
+  )
+  await broker.listen()
+  const first = broker.listeners[0]
+  if (!first) throw new Error('broker has no listener')
+  return { broker, port: first.address.port, url: first.url, close: () => broker.close() }
+}

@@ -1,0 +1,169 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { startBroker, type RunningBroker } from '../helpers/in-process-broker.js'
+import { collectMessages, createClientPool, sleep } from '../helpers/mqtt-clients.js'
+import { storeConfigs } from '../helpers/stores.js'
+
+// The protocol basics, end to end over TCP, for every store and both main protocol versions.
+describe.each(storeConfigs())('publish/subscribe on the $name store', ({ store }) => {
+  let running: RunningBroker
+  const pool = createClientPool()
+  beforeAll(async () => {
+    running = await startBroker({ store: store() })
+  })
+  afterEach(() => pool.closeAll())
+  afterAll(() => running?.close())
+
+  describe.each([4, 5] as const)('MQTT protocol version %i', (protocolVersion) => {
+    const connect = (options: Parameters<typeof pool.connect>[1] = {}) =>
+      pool.connect(running.url, { protocolVersion, ...options })
+
+    it.each([0, 1, 2] as const)('round-trips a QoS %i message at that QoS', async (qos) => {
+      const sub = await connect()
+      const inbox = collectMessages(sub)
+      await sub.subscribeAsync(`rt/${protocolVersion}/${qos}`, { qos })
+      const pub = await connect()
+      await pub.publishAsync(`rt/${protocolVersion}/${qos}`, `hello ${qos}`, { qos })
+      const [msg] = await inbox.waitFor(1)
+      expect(msg?.payload.toString()).toBe(`hello ${qos}`)
+      expect(msg?.packet.qos).toBe(qos)
+    })
+
+    it('downgrades delivery to the granted QoS', async () => {
+      const sub = await connect()
+      const inbox = collectMessages(sub)
+      await sub.subscribeAsync(`down/${protocolVersion}`, { qos: 1 })
+      const pub = await connect()
+      await pub.publishAsync(`down/${protocolVersion}`, 'x', { qos: 2 })
+      const [msg] = await inbox.waitFor(1)
+      expect(msg?.packet.qos).toBe(1)
+    })
+
+    it('sets, replaces, delivers on subscribe and clears retained messages', async () => {
+      const topic = `retained/${protocolVersion}`
+      const pub = await connect()
+      await pub.publishAsync(topic, 'first', { qos: 1, retain: true })
+      await pub.publishAsync(topic, 'second', { qos: 1, retain: true })
+
+      const late = await connect()
+      const inbox = collectMessages(late)
+      await late.subscribeAsync(topic, { qos: 1 })
+      const [msg] = await inbox.waitFor(1)
+      expect(msg?.payload.toString()).toBe('second')
+      expect(msg?.packet.retain).toBe(true)
+
+      await pub.publishAsync(topic, '', { qos: 1, retain: true })
+      const after = await connect()
+      const afterInbox = collectMessages(after)
+      await after.subscribeAsync(topic, { qos: 1 })
+      await sleep(200)
+      expect(afterInbox.messages).toHaveLength(0)
+    })
+
+    it('matches + and # wildcards but never $-topics at the first level', async () => {
+      const sub = await connect()
+      const inbox = collectMessages(sub)
+      await sub.subscribeAsync([`wild${protocolVersion}/+/temp`, `wild${protocolVersion}/#`, '#', '+/x'], { qos: 0 })
+      const pub = await connect()
+      await pub.publishAsync(`wild${protocolVersion}/a/temp`, '1')
+      await pub.publishAsync('$internal/x', 'hidden')
+      await inbox.waitFor(1)
+      await sleep(200)
+      const topics = inbox.messages.map((m) => m.topic)
+      expect(topics).toContain(`wild${protocolVersion}/a/temp`)
+      expect(topics).not.toContain('$internal/x')
+    })
+
+    it('publishes the will when the connection drops without DISCONNECT', async () => {
+      const topic = `will/${protocolVersion}`
+      const watcher = await connect()
+      const inbox = collectMessages(watcher)
+      await watcher.subscribeAsync(topic, { qos: 1 })
+      const dying = await connect({ will: { topic, payload: Buffer.from('gone'), qos: 1, retain: false } })
+      dying.stream.destroy()
+      const [msg] = await inbox.waitFor(1)
+      expect(msg?.payload.toString()).toBe('gone')
+    })
+
+    it('does not publish the will after a normal DISCONNECT', async () => {
+      const topic = `nowill/${protocolVersion}`
+      const watcher = await connect()
+      const inbox = collectMessages(watcher)
+      await watcher.subscribeAsync(topic, { qos: 1 })
+      const leaving = await connect({ will: { topic, payload: Buffer.from('gone'), qos: 1, retain: false } })
+      await leaving.endAsync()
+      await sleep(300)
+      expect(inbox.messages).toHaveLength(0)
+    })
+
+    it('queues QoS 1 and 2 messages for an offline persistent session', async () => {
+      const clientId = `persistent-${protocolVersion}-${Date.now()}`
+      const topic = `queue/${protocolVersion}`
+      const session =
+        protocolVersion === 5
+          ? { clean: false, properties: { sessionExpiryInterval: 300 } }
+          : { clean: false }
+      const first = await connect({ clientId, ...session })
+      await first.subscribeAsync(topic, { qos: 2 })
+      await first.endAsync()
+
+      const pub = await connect()
+      await pub.publishAsync(topic, 'q1', { qos: 1 })
+      await pub.publishAsync(topic, 'q2', { qos: 2 })
+
+      const back = pool.raw(running.url, { protocolVersion, clientId, ...session })
+      const inbox = collectMessages(back)
+      const [connack] = (await new Promise<[{ sessionPresent: boolean }]>((resolve) => back.once('connect', (p) => resolve([p]))))
+      expect(connack.sessionPresent).toBe(true)
+      const msgs = await inbox.waitFor(2)
+      expect(msgs.map((m) => [m.payload.toString(), m.packet.qos])).toEqual([
+        ['q1', 1],
+        ['q2', 2],
+      ])
+    })
+
+    it('starts a clean session without the old subscriptions', async () => {
+      const clientId = `clean-${protocolVersion}-${Date.now()}`
+      const persistent = protocolVersion === 5 ? { clean: false, properties: { sessionExpiryInterval: 300 } } : { clean: false }
+      const first = await connect({ clientId, ...persistent })
+      await first.subscribeAsync(`clean/${protocolVersion}`, { qos: 1 })
+      await first.endAsync()
+      const fresh = pool.raw(running.url, { protocolVersion, clientId, clean: true })
+      const connack = await new Promise<{ sessionPresent: boolean }>((resolve) => fresh.once('connect', resolve))
+      expect(connack.sessionPresent).toBe(false)
+      const inbox = collectMessages(fresh)
+      const pub = await connect()
+      await pub.publishAsync(`clean/${protocolVersion}`, 'x', { qos: 1 })
+      await sleep(300)
+      expect(inbox.messages).toHaveLength(0)
+    })
+  })
+
+  it('serves MQTT 3.1 (MQIsdp) clients', async () => {
+    const sub = await pool.connect(running.url, { protocolVersion: 3, protocolId: 'MQIsdp', clientId: 'v31-sub' })
+    const inbox = collectMessages(sub)
+    await sub.subscribeAsync('v31/t', { qos: 1 })
+    const pub = await pool.connect(running.url, { protocolVersion: 3, protocolId: 'MQIsdp', clientId: 'v31-pub' })
+    await pub.publishAsync('v31/t', 'old but gold', { qos: 1 })
+    const [msg] = await inbox.waitFor(1)
+    expect(msg?.payload.toString()).toBe('old but gold')
+  })
+
+  it('delivers between a v3.1.1 publisher and a v5 subscriber with properties intact', async () => {
+    const sub = await pool.connect(running.url, { protocolVersion: 5 })
+    const inbox = collectMessages(sub)
+    await sub.subscribeAsync('mixed/t', { qos: 1 })
+    const pub5 = await pool.connect(running.url, { protocolVersion: 5 })
+    await pub5.publishAsync('mixed/t', 'v5', {
+      qos: 1,
+      properties: { userProperties: { site: 'a' }, contentType: 'text/plain', responseTopic: 'reply/here', correlationData: Buffer.from('c1') },
+    })
+    const pub4 = await pool.connect(running.url, { protocolVersion: 4 })
+    await pub4.publishAsync('mixed/t', 'v4', { qos: 1 })
+    const msgs = await inbox.waitFor(2)
+    const v5 = msgs.find((m) => m.payload.toString() === 'v5')
+    expect(v5?.packet.properties?.userProperties).toEqual({ site: 'a' })
+    expect(v5?.packet.properties?.contentType).toBe('text/plain')
+    expect(v5?.packet.properties?.responseTopic).toBe('reply/here')
+    expect(v5?.packet.properties?.correlationData?.toString()).toBe('c1')
+  })
+})
