@@ -1,28 +1,47 @@
 import { Aedes, type AedesOptions, type Client, type Subscription } from 'aedes'
+import type { Readable } from 'node:stream'
 import type { Authorizer } from '../auth/authorizer.js'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log/logger.js'
+import { onClientCreated } from './client-setup.js'
+import { planDeliveries, type DropReason } from './delivery/delivery-planner.js'
+import { installOutboundWindow, pacedOutgoingStream } from './delivery/flow-control.js'
+import { inboundQoS1Done, installInboundQuota } from './delivery/inbound-quota.js'
+import { planOfflineQueue, type QueueingStore } from './delivery/offline-queue.js'
 import { hardenStore, usePrototypeFreeMaps, type HardenedStore } from './hardening.js'
+import { dropWillDelayInterval } from './will-delay.js'
 
 /** Fields of the beta's Client that mqlite reads or sets; not part of aedes's typings. */
 export interface ClientInternals {
   _serverKeepAlive?: number
 }
 
+/** Where the broker reports a message it did not deliver to one subscriber. */
+export type DropListener = (reason: DropReason | 'queue_full') => void
+
 export interface CreateAedesOptions {
   config: Config
-  store: HardenedStore
+  store: HardenedStore & QueueingStore & { outgoingStream(client: Client): Readable }
   authorizer: Authorizer
   logger: Logger
+  onDrop?: DropListener
 }
 
+/** Default Receive Maximum of MQTT 5 when the broker advertises none. */
+const RECEIVE_MAXIMUM_DEFAULT = 65535
+
 /**
- * Builds the aedes broker from the validated config: options, authorization hooks and the
- * hardening the pre-release needs. Starting it also runs the store's `setup()`.
+ * Builds the aedes broker from the validated config: options, authorization hooks, the delivery
+ * path (overlapping subscriptions, flow control, packet size) and the hardening the pre-release
+ * needs. Starting it also runs the store's `setup()`.
  */
-export async function createAedes({ config, store, authorizer, logger }: CreateAedesOptions): Promise<Aedes> {
+export async function createAedes({ config, store, authorizer, logger, onDrop = noop }: CreateAedesOptions): Promise<Aedes> {
   const reportError = (err: unknown): void => logger.error({ err }, 'store error')
   hardenStore(store, (client, filter) => authorizer.canSubscribe(client, filter), reportError)
+  planOfflineQueue(store)
+  const outgoingStream = store.outgoingStream.bind(store)
+  store.outgoingStream = (client) => pacedOutgoingStream(client, outgoingStream(client))
+
   const { mqtt } = config
   const options: AedesOptions = {
     ...(config.brokerId ? { id: config.brokerId } : {}),
@@ -50,15 +69,35 @@ export async function createAedes({ config, store, authorizer, logger }: CreateA
       )
     },
     authorizePublish: (client, packet, callback) => {
-      callback(authorizer.canPublish(client, packet.topic) ? null : new Error('not authorized to publish'))
+      dropWillDelayInterval(packet)
+      if (authorizer.canPublish(client, packet.topic)) return callback(null)
+      if (packet.qos === 1) inboundQoS1Done(client) // answered at once with a reason code
+      onDrop('not_authorized')
+      callback(new Error('not authorized to publish'))
     },
     authorizeSubscribe: (client, sub, callback) => {
       callback(null, authorizer.canSubscribe(client, sub.topic) ? sub : (null as unknown as Subscription))
     },
+    // Live deliveries are checked by the delivery planner; this covers the queue drain at reconnect.
     ...(authorizer.canReceive ? { authorizeForward: forwardIfReadable(authorizer.canReceive) } : {}),
+    published: (packet, client, callback) => {
+      if (packet.qos === 1) inboundQoS1Done(client)
+      callback(null)
+    },
   }
   const broker = await Aedes.createBroker(options)
   usePrototypeFreeMaps(broker)
+  const receiveMaximum = mqtt.receiveMaximum > 0 ? mqtt.receiveMaximum : RECEIVE_MAXIMUM_DEFAULT
+  const canReceive = authorizer.canReceive?.bind(authorizer)
+  onClientCreated(broker, (client) => {
+    installInboundQuota(client, receiveMaximum)
+    const window = installOutboundWindow(client, {
+      maxInflight: mqtt.maxInflightMessages,
+      maxPending: config.store.maxQueuedMessages,
+      onOverflow: () => onDrop('queue_full'),
+    })
+    planDeliveries(client, { window, onDrop, ...(canReceive ? { canReceive } : {}) })
+  })
   return broker
 }
 
@@ -73,7 +112,9 @@ function applyServerKeepAlive(client: Client, version: number, keepalive: number
   }
 }
 
-/** Re-checks read access on every delivery, queued ones included, so a revoked grant takes effect. */
+/** Re-checks read access on every queued delivery, so a revoked grant takes effect. */
 function forwardIfReadable(canReceive: NonNullable<Authorizer['canReceive']>): AedesOptions['authorizeForward'] {
   return (client, packet) => (canReceive(client, packet.topic) ? packet : null)
 }
+
+function noop(): void {}

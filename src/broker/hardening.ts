@@ -1,6 +1,5 @@
 import type { Aedes, Client } from 'aedes'
-import type { Duplex } from 'node:stream'
-import type { IncomingMessage } from 'node:http'
+import { onClientCreated } from './client-setup.js'
 
 // Defences against remote crashes and an authorization bypass of the aedes 2.0.0-beta.1
 // pre-release (fixed upstream in 1.2.0, not in the beta). Each is applied from outside aedes and
@@ -20,16 +19,14 @@ export interface HardenedStore {
  * maps with prototype-free ones: on the broker once, on every client as it is created.
  */
 export function usePrototypeFreeMaps(broker: Aedes): void {
-  const internals = broker as unknown as { clients: object; brokers: object; handle: Aedes['handle'] }
+  const internals = broker as unknown as { clients: object; brokers: object }
   internals.clients = Object.assign(Object.create(null) as object, internals.clients)
   internals.brokers = Object.assign(Object.create(null) as object, internals.brokers)
-  const handle = internals.handle
-  internals.handle = (conn: Duplex, req?: IncomingMessage) => {
-    const client = handle(conn, req as IncomingMessage) as unknown as { subscriptions: object; duplicates: object }
-    client.subscriptions = Object.create(null) as object
-    client.duplicates = Object.create(null) as object
-    return client as unknown as Client
-  }
+  onClientCreated(broker, (client) => {
+    const maps = client as unknown as { subscriptions: object; duplicates: object }
+    maps.subscriptions = Object.create(null) as object
+    maps.duplicates = Object.create(null) as object
+  })
 }
 
 /**

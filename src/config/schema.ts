@@ -94,6 +94,15 @@ const mqttSchema = z
       .max(65535)
       .default(0)
       .describe('in-flight QoS 1/2 publishes a v5 client may send unacknowledged (0 = 65535)'),
+    maxInflightMessages: z
+      .number()
+      .int()
+      .min(0)
+      .max(65535)
+      .default(0)
+      .describe(
+        'unacknowledged QoS 1/2 messages the broker sends a client before waiting for acks (0 = the client\'s Receive Maximum; unlimited for 3.1.1)',
+      ),
     topicAliasMaximum: z
       .number()
       .int()

@@ -1,10 +1,15 @@
+import type { Client } from 'aedes'
+import type { Readable } from 'node:stream'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log/logger.js'
 import type { HardenedStore } from '../broker/hardening.js'
+import type { QueueingStore } from '../broker/delivery/offline-queue.js'
 import { MemoryPersistence } from './memory-persistence.js'
 
 /** A store as the broker owns it: the aedes persistence contract plus an orderly close. */
-export type Store = HardenedStore & {
+export type Store = HardenedStore &
+  QueueingStore & {
+  outgoingStream(client: Client): Readable
   /** Commits anything pending and releases the store. */
   close(): Promise<void>
 }
