@@ -1,6 +1,7 @@
 import type { Aedes } from 'aedes'
 import { allowAllAuthorizer, type Authorizer } from './auth/authorizer.js'
 import { createAedes } from './broker/create-aedes.js'
+import type { SharedSubscriptions } from './broker/shared-subscriptions.js'
 import { recordConnection } from './broker/connection-info.js'
 import { logBrokerEvents } from './broker/log-events.js'
 import { validateConfig } from './config/load.js'
@@ -42,6 +43,7 @@ export function createBroker(input: ConfigInput | Config = {}, options: BrokerOp
   let state: BrokerState = 'idle'
   let store: Store | undefined
   let aedes: Aedes | undefined
+  let shared: SharedSubscriptions | undefined
   const listeners: Listener[] = []
   let closing: Promise<void> | undefined
 
@@ -50,8 +52,10 @@ export function createBroker(input: ConfigInput | Config = {}, options: BrokerOp
     state = 'starting'
     try {
       store = createStore(config, logger)
-      const broker = await createAedes({ config, store, authorizer, logger })
+      const core = await createAedes({ config, store, authorizer, logger })
+      const broker = core.aedes
       aedes = broker
+      shared = core.shared
       logBrokerEvents(broker, logger)
       for (const listenerConfig of config.listeners) {
         let listenerName = ''
@@ -81,6 +85,7 @@ export function createBroker(input: ConfigInput | Config = {}, options: BrokerOp
     for (const listener of listeners) listener.stopAccepting()
     const steps: Array<[string, () => Promise<void>]> = [
       ['broker', () => (aedes ? new Promise<void>((resolve) => aedes?.close(() => resolve())) : Promise.resolve())],
+      ['shared subscriptions', async () => shared?.close()],
       ['listeners', () => Promise.all(listeners.map((l) => l.close())).then(() => undefined)],
       ['store', () => (store ? store.close() : Promise.resolve())],
     ]

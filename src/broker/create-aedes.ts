@@ -9,6 +9,7 @@ import { installOutboundWindow, pacedOutgoingStream } from './delivery/flow-cont
 import { inboundQoS1Done, installInboundQuota } from './delivery/inbound-quota.js'
 import { planOfflineQueue, type QueueingStore } from './delivery/offline-queue.js'
 import { hardenStore, usePrototypeFreeMaps, type HardenedStore } from './hardening.js'
+import { SharedSubscriptions, type SharedSubscriptionsStore } from './shared-subscriptions.js'
 import { dropWillDelayInterval } from './will-delay.js'
 
 /** Fields of the beta's Client that mqlite reads or sets; not part of aedes's typings. */
@@ -21,7 +22,7 @@ export type DropListener = (reason: DropReason | 'queue_full') => void
 
 export interface CreateAedesOptions {
   config: Config
-  store: HardenedStore & QueueingStore & { outgoingStream(client: Client): Readable }
+  store: HardenedStore & QueueingStore & SharedSubscriptionsStore & { outgoingStream(client: Client): Readable }
   authorizer: Authorizer
   logger: Logger
   onDrop?: DropListener
@@ -35,7 +36,12 @@ const RECEIVE_MAXIMUM_DEFAULT = 65535
  * path (overlapping subscriptions, flow control, packet size) and the hardening the pre-release
  * needs. Starting it also runs the store's `setup()`.
  */
-export async function createAedes({ config, store, authorizer, logger, onDrop = noop }: CreateAedesOptions): Promise<Aedes> {
+export interface BrokerCore {
+  aedes: Aedes
+  shared: SharedSubscriptions
+}
+
+export async function createAedes({ config, store, authorizer, logger, onDrop = noop }: CreateAedesOptions): Promise<BrokerCore> {
   const reportError = (err: unknown): void => logger.error({ err }, 'store error')
   hardenStore(store, (client, filter) => authorizer.canSubscribe(client, filter), reportError)
   planOfflineQueue(store)
@@ -87,6 +93,14 @@ export async function createAedes({ config, store, authorizer, logger, onDrop = 
   }
   const broker = await Aedes.createBroker(options)
   usePrototypeFreeMaps(broker)
+  // read by the patched SUBSCRIBE and CONNACK handlers
+  ;(broker as Aedes & { sharedSubscriptions: boolean }).sharedSubscriptions = mqtt.sharedSubscriptions
+  const shared = new SharedSubscriptions(broker, store, reportError)
+  const cleanSubscriptions = store.cleanSubscriptions.bind(store)
+  store.cleanSubscriptions = async (client) => {
+    await cleanSubscriptions(client)
+    shared.forgetSession(client.id)
+  }
   const receiveMaximum = mqtt.receiveMaximum > 0 ? mqtt.receiveMaximum : RECEIVE_MAXIMUM_DEFAULT
   const canReceive = authorizer.canReceive?.bind(authorizer)
   onClientCreated(broker, (client) => {
@@ -98,7 +112,7 @@ export async function createAedes({ config, store, authorizer, logger, onDrop = 
     })
     planDeliveries(client, { window, onDrop, ...(canReceive ? { canReceive } : {}) })
   })
-  return broker
+  return { aedes: broker, shared }
 }
 
 /**

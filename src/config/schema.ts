@@ -94,6 +94,10 @@ const mqttSchema = z
       .max(65535)
       .default(0)
       .describe('in-flight QoS 1/2 publishes a v5 client may send unacknowledged (0 = 65535)'),
+    sharedSubscriptions: z
+      .boolean()
+      .default(true)
+      .describe('serve $share/{group}/{filter} subscriptions (off: refused with 0x9E for MQTT 5)'),
     maxInflightMessages: z
       .number()
       .int()
@@ -142,6 +146,18 @@ const metricsSchema = z
   })
   .strict()
 
+const sysSchema = z
+  .object({
+    interval: z
+      .number()
+      .int()
+      .min(0)
+      .max(86_400)
+      .default(10)
+      .describe('seconds between $SYS/broker/... status publishes, retained (0 = no $SYS topics)'),
+  })
+  .strict()
+
 const logSchema = z
   .object({
     level: z
@@ -167,6 +183,7 @@ export const configSchema = z
     store: storeSchema.default(storeSchema.parse({})),
     mqtt: mqttSchema.default(mqttSchema.parse({})),
     metrics: metricsSchema.default(metricsSchema.parse({})),
+    sys: sysSchema.default(sysSchema.parse({})),
     log: logSchema.default(logSchema.parse({})),
     shutdownTimeout: z
       .number()

@@ -1,4 +1,4 @@
-import type { Client } from 'aedes'
+import type { AedesPublishPacket, Client } from 'aedes'
 import type { Readable } from 'node:stream'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log/logger.js'
@@ -10,6 +10,7 @@ import { MemoryPersistence } from './memory-persistence.js'
 export type Store = HardenedStore &
   QueueingStore & {
   outgoingStream(client: Client): Readable
+  outgoingEnqueue(sub: { clientId: string }, packet: AedesPublishPacket): Promise<void>
   /** Commits anything pending and releases the store. */
   close(): Promise<void>
 }

@@ -21,8 +21,8 @@ interface SubscriptionEntry {
 }
 
 /** What aedes hands to a delivery function: its packet plus the fields it adds on the way. */
-type DeliveredPacket = AedesPublishPacket & { clientId?: string; nl?: boolean }
-type Deliver = (packet: DeliveredPacket, callback: () => void) => void
+export type DeliveredPacket = AedesPublishPacket & { clientId?: string; nl?: boolean }
+export type Deliver = (packet: DeliveredPacket, callback: () => void) => void
 
 interface ClientDelivery {
   id: string
@@ -91,6 +91,26 @@ export function planDeliveries(client: Client, options: DeliveryOptions): void {
   }
   c.deliver0 = planned
   c.deliverQoS = planned
+  direct.set(client, {
+    deliver0: (packet, callback) => deliver0(packet, callback),
+    deliverQoS: (packet, callback) => window.submit(packet, deliverQoS, callback),
+  })
+}
+
+/**
+ * Delivery to this client without the subscription planning, for copies whose subscription the
+ * planner does not see (shared subscriptions choose their member themselves). QoS 1/2 copies
+ * still go through the client's outbound window.
+ */
+export interface DirectDelivery {
+  deliver0: Deliver
+  deliverQoS: Deliver
+}
+
+const direct = new WeakMap<Client, DirectDelivery>()
+
+export function directDelivery(client: Client): DirectDelivery | undefined {
+  return direct.get(client)
 }
 
 function isDuplicate(c: ClientDelivery, packet: DeliveredPacket): boolean {

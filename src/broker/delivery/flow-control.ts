@@ -28,6 +28,11 @@ export class OutboundWindow {
     return this.#inflight
   }
 
+  /** No free slot: a new QoS 1/2 message would have to wait. */
+  get full(): boolean {
+    return this.#inflight >= this.limit()
+  }
+
   get pending(): number {
     return this.#pending.length
   }
