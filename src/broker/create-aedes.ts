@@ -4,6 +4,8 @@ import type { Authorizer } from '../auth/authorizer.js'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log/logger.js'
 import { onClientCreated } from './client-setup.js'
+import { explainDisconnects } from './disconnect-reasons.js'
+import { installOutboundTopicAliases } from './delivery/topic-alias-out.js'
 import { planDeliveries, type DropReason } from './delivery/delivery-planner.js'
 import { installOutboundWindow, pacedOutgoingStream } from './delivery/flow-control.js'
 import { inboundQoS1Done, installInboundQuota } from './delivery/inbound-quota.js'
@@ -20,9 +22,17 @@ export interface ClientInternals {
 /** Where the broker reports a message it did not deliver to one subscriber. */
 export type DropListener = (reason: DropReason | 'queue_full') => void
 
+/** The store methods the broker itself calls or wraps, beyond what aedes calls. */
+export type BrokerStore = HardenedStore &
+  QueueingStore &
+  SharedSubscriptionsStore & {
+    outgoingStream(client: Client): Readable
+    subscriptionsByTopic(topic: string): Promise<unknown[]>
+  }
+
 export interface CreateAedesOptions {
   config: Config
-  store: HardenedStore & QueueingStore & SharedSubscriptionsStore & { outgoingStream(client: Client): Readable }
+  store: BrokerStore
   authorizer: Authorizer
   logger: Logger
   onDrop?: DropListener
@@ -63,6 +73,7 @@ export async function createAedes({ config, store, authorizer, logger, onDrop = 
     keepaliveLimit: 0,
     preConnect: (client, packet, callback) => {
       applyServerKeepAlive(client, packet.protocolVersion ?? 4, packet.keepalive ?? 0, mqtt.maxKeepAlive)
+      if (packet.protocolVersion === 5) installOutboundTopicAliases(client, packet.properties?.topicAliasMaximum ?? 0)
       callback(null, true)
     },
     authenticate: (client, username, password, callback) => {
@@ -88,10 +99,16 @@ export async function createAedes({ config, store, authorizer, logger, onDrop = 
     ...(authorizer.canReceive ? { authorizeForward: forwardIfReadable(authorizer.canReceive) } : {}),
     published: (packet, client, callback) => {
       if (packet.qos === 1) inboundQoS1Done(client)
-      callback(null)
+      if (client?.version !== 5 || packet.qos === 0) return callback(null)
+      markNoMatchingSubscribers(broker, store, packet).then(
+        () => callback(null),
+        () => callback(null),
+      )
     },
   }
-  const broker = await Aedes.createBroker(options)
+  // `published` above runs only once the broker exists
+  let broker: Aedes = undefined as unknown as Aedes
+  broker = await Aedes.createBroker(options)
   usePrototypeFreeMaps(broker)
   // read by the patched SUBSCRIBE and CONNACK handlers
   ;(broker as Aedes & { sharedSubscriptions: boolean }).sharedSubscriptions = mqtt.sharedSubscriptions
@@ -104,6 +121,7 @@ export async function createAedes({ config, store, authorizer, logger, onDrop = 
   const receiveMaximum = mqtt.receiveMaximum > 0 ? mqtt.receiveMaximum : RECEIVE_MAXIMUM_DEFAULT
   const canReceive = authorizer.canReceive?.bind(authorizer)
   onClientCreated(broker, (client) => {
+    explainDisconnects(client)
     installInboundQuota(client, receiveMaximum)
     const window = installOutboundWindow(client, {
       maxInflight: mqtt.maxInflightMessages,
@@ -129,6 +147,18 @@ function applyServerKeepAlive(client: Client, version: number, keepalive: number
 /** Re-checks read access on every queued delivery, so a revoked grant takes effect. */
 function forwardIfReadable(canReceive: NonNullable<Authorizer['canReceive']>): AedesOptions['authorizeForward'] {
   return (client, packet) => (canReceive(client, packet.topic) ? packet : null)
+}
+
+/**
+ * [MQTT-3.4.2-...] PUBACK/PUBREC reason 0x10 for an MQTT 5 publisher: no live subscription (the
+ * router's listeners, shared groups included) and no offline session matched. The patched
+ * publish handler reads the mark when it writes the acknowledgement.
+ */
+async function markNoMatchingSubscribers(broker: Aedes, store: { subscriptionsByTopic(topic: string): Promise<unknown[]> }, packet: { topic: string }): Promise<void> {
+  const router = (broker as unknown as { mq: { _matcher: { match(topic: string): unknown[] } } }).mq
+  if (router._matcher.match(packet.topic).length > 0) return
+  if ((await store.subscriptionsByTopic(packet.topic)).length > 0) return
+  ;(packet as { noMatchingSubscribers?: boolean }).noMatchingSubscribers = true
 }
 
 function noop(): void {}

@@ -1,16 +1,10 @@
-import type { AedesPublishPacket, Client } from 'aedes'
-import type { Readable } from 'node:stream'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log/logger.js'
-import type { HardenedStore } from '../broker/hardening.js'
-import type { QueueingStore } from '../broker/delivery/offline-queue.js'
+import type { BrokerStore } from '../broker/create-aedes.js'
 import { MemoryPersistence } from './memory-persistence.js'
 
-/** A store as the broker owns it: the aedes persistence contract plus an orderly close. */
-export type Store = HardenedStore &
-  QueueingStore & {
-  outgoingStream(client: Client): Readable
-  outgoingEnqueue(sub: { clientId: string }, packet: AedesPublishPacket): Promise<void>
+/** A store as the broker owns it: what the broker calls, plus an orderly close. */
+export type Store = BrokerStore & {
   /** Commits anything pending and releases the store. */
   close(): Promise<void>
 }
