@@ -1,0 +1,109 @@
+import type { Database } from 'better-sqlite3'
+import { SchemaTooNewError } from './errors.js'
+
+/** One forward step of the store schema. Steps are never edited once released: add a new one. */
+export interface Migration {
+  readonly version: number
+  readonly description: string
+  readonly up: string
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    description: 'retained, subscriptions, outgoing and incoming queues, wills, sessions',
+    up: `
+      CREATE TABLE retained (
+        topic  TEXT PRIMARY KEY,
+        packet BLOB NOT NULL
+      );
+
+      -- A rowid table so that subscriptionsByClient and getClientList keep subscription order;
+      -- the whole subscription object (QoS, nl, rap, rh, identifier) is in sub.
+      CREATE TABLE subscriptions (
+        client_id TEXT    NOT NULL,
+        topic     TEXT    NOT NULL,
+        qos       INTEGER NOT NULL,
+        sub       BLOB    NOT NULL,
+        UNIQUE (client_id, topic)
+      );
+      CREATE INDEX subscriptions_by_topic ON subscriptions (topic);
+
+      -- One row per message (or PUBREL) owed to a session, in delivery order (seq).
+      -- message_id is NULL while queued and set once the packet is in flight.
+      CREATE TABLE outgoing (
+        seq            INTEGER PRIMARY KEY,
+        client_id      TEXT    NOT NULL,
+        broker_id      TEXT,
+        broker_counter INTEGER,
+        message_id     INTEGER,
+        bytes          INTEGER NOT NULL,
+        packet         BLOB    NOT NULL
+      );
+      CREATE INDEX outgoing_by_client ON outgoing (client_id);
+      CREATE INDEX outgoing_by_message_id ON outgoing (client_id, message_id);
+      CREATE INDEX outgoing_by_broker_counter ON outgoing (client_id, broker_counter);
+
+      -- QoS 2 publishes received and acknowledged with PUBREC, awaiting PUBREL.
+      CREATE TABLE incoming (
+        client_id  TEXT    NOT NULL,
+        message_id INTEGER NOT NULL,
+        packet     BLOB    NOT NULL,
+        PRIMARY KEY (client_id, message_id)
+      );
+
+      CREATE TABLE wills (
+        client_id TEXT PRIMARY KEY,
+        broker_id TEXT NOT NULL,
+        packet    BLOB NOT NULL
+      );
+
+      -- mqlite's own session bookkeeping (the aedes contract has none): expiry survives restarts.
+      -- expires_at is NULL while connected and for sessions that never expire.
+      CREATE TABLE sessions (
+        client_id        TEXT PRIMARY KEY,
+        protocol_version INTEGER NOT NULL,
+        expiry_interval  INTEGER NOT NULL,
+        connected_at     INTEGER NOT NULL,
+        disconnected_at  INTEGER,
+        expires_at       INTEGER
+      );
+      CREATE INDEX sessions_by_expiry ON sessions (expires_at) WHERE expires_at IS NOT NULL;
+    `,
+  },
+]
+
+export const LATEST_SCHEMA_VERSION = MIGRATIONS.reduce((max, m) => Math.max(max, m.version), 0)
+
+/** The schema version recorded in the database; 0 for a new (empty) database. */
+export function readSchemaVersion(db: Database): number {
+  const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'").get()
+  if (table === undefined) return 0
+  const row = db.prepare('SELECT MAX(version) AS version FROM schema_version').get() as { version: number | null }
+  return row.version ?? 0
+}
+
+/**
+ * Brings the schema to LATEST_SCHEMA_VERSION, one migration per transaction so that a crash
+ * mid-way leaves a consistent, resumable version. A newer schema is refused before anything is
+ * written to it. Returns the versions applied.
+ */
+export function migrate(db: Database, path: string, migrations: readonly Migration[] = MIGRATIONS): number[] {
+  const latest = migrations.reduce((max, m) => Math.max(max, m.version), 0)
+  const current = readSchemaVersion(db)
+  if (current > latest) throw new SchemaTooNewError(path, current, latest)
+  const applied: number[] = []
+  const pending = migrations.filter((m) => m.version > current).sort((a, b) => a.version - b.version)
+  for (const migration of pending) {
+    db.transaction(() => {
+      db.exec(`CREATE TABLE IF NOT EXISTS schema_version (
+        version    INTEGER PRIMARY KEY,
+        applied_at INTEGER NOT NULL
+      )`)
+      db.exec(migration.up)
+      db.prepare('INSERT INTO schema_version (version, applied_at) VALUES (?, ?)').run(migration.version, Date.now())
+    })()
+    applied.push(migration.version)
+  }
+  return applied
+}

@@ -1,0 +1,749 @@
+import { statSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { Readable } from 'node:stream'
+import type { Database } from 'better-sqlite3'
+import { NoSuchPacketError, QueueFullError, StoreClosedError } from './errors.js'
+import { GroupCommit } from './group-commit.js'
+import { openDatabase } from './open-database.js'
+import { resolveStoreOptions, type DropReason, type ResolvedStoreOptions, type SqlitePersistenceOptions } from './options.js'
+import { decodePacket, encodePacket, payloadBytes, type StoredObject } from './packet-codec.js'
+import { QueueAccounting, type QueueLimits } from './queue-accounting.js'
+import { prepareStatements, type OutgoingRow, type Statements } from './statements.js'
+import { SubscriptionIndex, type MatchedSubscription } from './subscription-index.js'
+import { hasWildcard, topicMatchesFilter, topicRange } from './topic-filter.js'
+
+/** A session expiry interval of 0xFFFFFFFF seconds means "never expires" [MQTT-3.1.2.11.2]. */
+export const SESSION_NEVER_EXPIRES = 0xffffffff
+
+/** What aedes passes as a client: the store only reads the id. */
+export interface ClientRef {
+  id: string
+}
+
+/** An aedes packet (publish, pubrel, will) as far as the store reads it. */
+export interface PacketLike {
+  cmd?: string
+  topic?: string
+  payload?: unknown
+  qos?: number
+  retain?: boolean
+  dup?: boolean
+  messageId?: number
+  brokerId?: string
+  brokerCounter?: number
+  /** absolute expiry, ms since the epoch, stamped by aedes from the Message Expiry Interval */
+  messageExpiry?: number
+  properties?: object
+  /** set on wills */
+  clientId?: string
+}
+
+/** A subscription as aedes hands it over: topic, QoS and the MQTT 5 options; stored whole. */
+export interface SubscriptionLike {
+  topic: string
+  qos?: number
+  nl?: boolean
+  rap?: boolean
+  rh?: number
+  subscriptionIdentifier?: number
+}
+
+/** The broker fields the store uses; aedes passes itself to setup(). */
+export interface BrokerRef {
+  id: string
+  counter?: number
+}
+
+export interface SessionInfo {
+  /** seconds after disconnection; SESSION_NEVER_EXPIRES for never */
+  expiryIntervalSeconds: number
+  protocolVersion: number
+}
+
+export interface StoreStats {
+  retained: number
+  /** all stored subscriptions, QoS 0 included */
+  subscriptions: number
+  /** outgoing messages not yet sent */
+  queued: number
+  /** outgoing messages sent and not yet acknowledged (PUBREL records included) */
+  inflight: number
+  /** database file plus its write-ahead log */
+  dbBytes: number
+  /** sessions recorded with sessionConnected and not deleted, connected or not */
+  sessions: number
+}
+
+type State = 'new' | 'opening' | 'open' | 'closing' | 'closed'
+
+const require = createRequire(import.meta.url)
+// aedes's own packet shape: it drops the wire-only fields (length, the publisher's messageId).
+const AedesPacket = require('aedes-packet') as new (original: object, broker?: object) => PacketLike
+
+/**
+ * The aedes persistence backed by SQLite (WAL, group commit).
+ *
+ * Durability: every mutating method returns a promise that resolves only after the transaction
+ * holding its write is committed (see GroupCommit); a failed commit rejects every write of that
+ * batch. aedes acknowledges publishes after these promises, so an acknowledged message is on disk.
+ * Read methods first wait until nothing uncommitted is pending, so they never hand out state that
+ * a failed commit could still take back. Subscription matching is served from memory.
+ *
+ * Offline-queue bounds (maxQueuedMessages / maxQueuedBytes per session, 0 = unlimited; both count
+ * queued and in-flight rows):
+ * - 'drop-oldest': the session's oldest queued (never sent) messages are deleted to make room; a
+ *   message that cannot fit even then (bigger than maxQueuedBytes, or everything in flight) is not
+ *   queued. In-flight messages are never dropped: the client holds their packet ids.
+ * - 'refuse': the new message is not queued for that session. outgoingEnqueue (one session)
+ *   rejects with QueueFullError; outgoingEnqueueCombi (all matching sessions of one publish)
+ *   queues for every other session and resolves, so one full subscriber never costs the others the
+ *   message nor fails the publisher's acknowledgement.
+ * Either way each message not queued is reported through onDrop('queue_full', ...). A live
+ * subscriber still receives a message that was not queued for it; it is just not durable.
+ *
+ * Message expiry: outgoingStream skips and deletes queued messages whose `messageExpiry` has passed
+ * (onDrop('expired', ...)) and sets the remaining Message Expiry Interval on the others.
+ */
+export class SqlitePersistence {
+  readonly #options: ResolvedStoreOptions
+  readonly #limits: QueueLimits
+  readonly #index = new SubscriptionIndex()
+  readonly #queues = new QueueAccounting()
+  #state: State = 'new'
+  #db: Database | undefined
+  #sql: Statements | undefined
+  #commit: GroupCommit | undefined
+  #broker: BrokerRef | undefined
+  #retainedCount = 0
+  #sessionCount = 0
+  #closing: Promise<void> | undefined
+
+  constructor(options: string | SqlitePersistenceOptions) {
+    this.#options = resolveStoreOptions(options)
+    this.#limits = { maxMessages: this.#options.maxQueuedMessages, maxBytes: this.#options.maxQueuedBytes }
+  }
+
+  /** The broker given to setup() (the aedes-persistence conformance suite reads it). */
+  get broker(): BrokerRef | undefined {
+    return this.#broker
+  }
+
+  /**
+   * Opens the database, runs pending migrations and loads the in-memory indexes. Must stay a
+   * native async method: aedes checks `setup.constructor.name === 'AsyncFunction'`.
+   * Throws StoreOpenError, StoreCorruptError or SchemaTooNewError with a message saying what to do.
+   */
+  async setup(broker: BrokerRef): Promise<void> {
+    if (this.#state !== 'new') throw new StoreClosedError(`already ${this.#state}`)
+    this.#state = 'opening'
+    try {
+      const { path, synchronous, busyTimeoutMs, maxBatch, commitIntervalMs, onCommit, logger } = this.#options
+      const db = openDatabase({ path, synchronous, busyTimeoutMs })
+      this.#db = db
+      this.#sql = prepareStatements(db)
+      this.#commit = new GroupCommit(db, {
+        maxBatch,
+        commitIntervalMs,
+        ...(onCommit ? { onCommit } : {}),
+        onCommitError: (error) => {
+          logger?.error({ err: error }, 'store commit failed; the batch was rolled back')
+          this.#loadState()
+        },
+      })
+      this.#broker = broker
+      this.#loadState()
+      this.#recoverAfterRestart(broker)
+      this.#state = 'open'
+      logger?.info({ path, synchronous, ...this.#countsForLog() }, 'SQLite store open')
+    } catch (err) {
+      this.#db?.close()
+      this.#db = undefined
+      this.#state = 'closed'
+      throw err
+    }
+  }
+
+  // ---------------------------------------------------------------- retained messages
+
+  /** Stores a retained message; an empty payload deletes the topic's retained message. */
+  async storeRetained(packet: PacketLike): Promise<void> {
+    const sql = this.#statements()
+    const topic = String(packet.topic)
+    if (payloadBytes(packet) === 0) {
+      return this.#write(() => {
+        if (sql.retainedDelete.run(topic).changes > 0) this.#retainedCount--
+      }, true)
+    }
+    const blob = encodePacket(packet)
+    return this.#write(() => {
+      const existed = sql.retainedExists.get(topic) !== undefined
+      sql.retainedUpsert.run(topic, blob)
+      if (!existed) this.#retainedCount++
+    }, true)
+  }
+
+  createRetainedStream(pattern: string): Readable {
+    return this.createRetainedStreamCombi([pattern])
+  }
+
+  /** Retained messages matching any of the filters, each once, read in pages. */
+  createRetainedStreamCombi(patterns: readonly string[]): Readable {
+    if (this.#state !== 'open') return this.#closedStream()
+    return Readable.from(this.#retainedMatching(patterns))
+  }
+
+  async *#retainedMatching(patterns: readonly string[]): AsyncGenerator<StoredObject> {
+    const seen = new Set<string>()
+    const pageSize = this.#options.pageSize
+    for (const pattern of patterns) {
+      if (!hasWildcard(pattern)) {
+        const sql = await this.#readable()
+        const row = sql.retainedGet.get(pattern)
+        if (row && !seen.has(pattern)) {
+          seen.add(pattern)
+          yield decodePacket(row.packet)
+        }
+        continue
+      }
+      const { lower, upper } = topicRange(pattern)
+      let from = lower
+      for (;;) {
+        const sql = await this.#readable()
+        const topics = upper === undefined
+          ? sql.retainedTopicsFrom.all(from, pageSize)
+          : sql.retainedTopicsBetween.all(from, upper, pageSize)
+        const packets: StoredObject[] = []
+        for (const { topic } of topics) {
+          if (seen.has(topic) || !topicMatchesFilter(pattern, topic)) continue
+          const row = sql.retainedGet.get(topic)
+          if (!row) continue
+          seen.add(topic)
+          packets.push(decodePacket(row.packet))
+        }
+        yield* packets
+        const last = topics.at(-1)
+        if (topics.length < pageSize || last === undefined) break
+        // U+0000 cannot occur in a topic [MQTT-4.7.3-2]: this is the next possible topic.
+        from = `${last.topic}\u0000`
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- subscriptions
+
+  async addSubscriptions(client: ClientRef, subs: readonly SubscriptionLike[]): Promise<void> {
+    const sql = this.#statements()
+    const records = subs.map((sub) => ({ sub, qos: sub.qos ?? 0, blob: encodePacket(sub) }))
+    return this.#write(() => {
+      for (const { sub, qos, blob } of records) sql.subscriptionUpsert.run(client.id, sub.topic, qos, blob)
+      for (const { sub, qos } of records) this.#index.add(client.id, { ...sub, qos })
+    }, records.length <= 1)
+  }
+
+  async removeSubscriptions(client: ClientRef, topics: readonly string[]): Promise<void> {
+    const sql = this.#statements()
+    return this.#write(() => {
+      for (const topic of topics) sql.subscriptionDelete.run(client.id, topic)
+      for (const topic of topics) this.#index.remove(client.id, topic)
+    }, topics.length <= 1)
+  }
+
+  async cleanSubscriptions(client: ClientRef): Promise<void> {
+    const sql = this.#statements()
+    return this.#write(() => {
+      sql.subscriptionsDeleteClient.run(client.id)
+      this.#index.removeClient(client.id)
+    }, true)
+  }
+
+  /** The client's subscriptions as stored (QoS, nl, rap, rh, subscriptionIdentifier), in order. */
+  async subscriptionsByClient(client: ClientRef): Promise<SubscriptionLike[]> {
+    const sql = await this.#readable()
+    return sql.subscriptionsOfClient.all(client.id).map((row) => decodePacket(row.sub) as unknown as SubscriptionLike)
+  }
+
+  /** Stored subscriptions whose filter starts with `prefix` (the broker restores shared groups). */
+  subscriptionsWithPrefix(prefix: string): Array<{ clientId: string; topic: string; qos: number }> {
+    return this.#index.withPrefix(prefix)
+  }
+
+  /** QoS > 0 subscriptions matching a topic: in memory, called on every QoS > 0 publish. */
+  async subscriptionsByTopic(topic: string): Promise<MatchedSubscription[]> {
+    this.#statements()
+    return this.#index.match(topic)
+  }
+
+  async countOffline(): Promise<{ subsCount: number; clientsCount: number }> {
+    this.#statements()
+    return { subsCount: this.#index.matchableCount, clientsCount: this.#index.clientCount }
+  }
+
+  /** Ids of the clients subscribed to exactly this topic filter. */
+  getClientList(topic: string): Readable {
+    if (this.#state !== 'open') return this.#closedStream()
+    const that = this
+    return Readable.from(
+      (async function* clientsOfTopic() {
+        const sql = await that.#readable()
+        for (const row of sql.clientsOfTopic.all(topic)) yield row.client_id
+      })(),
+    )
+  }
+
+  // ---------------------------------------------------------------- outgoing queues
+
+  /** Queues a message for one session; rejects with QueueFullError if full under 'refuse'. */
+  async outgoingEnqueue(sub: { clientId: string }, packet: PacketLike): Promise<void> {
+    return this.#enqueue([sub], packet, true)
+  }
+
+  /** Queues one message for every matching session (see the class comment for full queues). */
+  async outgoingEnqueueCombi(subs: ReadonlyArray<{ clientId: string }>, packet: PacketLike): Promise<void> {
+    return this.#enqueue(subs, packet, false)
+  }
+
+  async #enqueue(subs: ReadonlyArray<{ clientId: string }>, packet: PacketLike, oneSession: boolean): Promise<void> {
+    const sql = this.#statements()
+    const stored = new AedesPacket(packet)
+    const blob = encodePacket(stored)
+    const bytes = payloadBytes(stored)
+    const first = subs[0]
+    // one insert, no room to make: nothing to undo together
+    const oneWrite =
+      subs.length === 0 || (subs.length === 1 && first !== undefined && this.#queues.fits(first.clientId, bytes, this.#limits))
+    const brokerId = typeof stored.brokerId === 'string' ? stored.brokerId : null
+    const brokerCounter = typeof stored.brokerCounter === 'number' ? stored.brokerCounter : null
+    const drops: Array<{ clientId: string; count: number }> = []
+    const done = this.#write(() => {
+      for (const { clientId } of subs) {
+        const room = this.#makeRoom(clientId, bytes)
+        if (room.dropped > 0) drops.push({ clientId, count: room.dropped })
+        if (!room.fits) {
+          if (oneSession && this.#options.queuePolicy === 'refuse') {
+            this.#reportDrop('queue_full', 1, clientId)
+            throw new QueueFullError(clientId, this.#limitText())
+          }
+          drops.push({ clientId, count: 1 })
+          continue
+        }
+        sql.outgoingInsert.run(clientId, brokerId, brokerCounter, bytes, blob)
+        this.#queues.add(clientId, bytes)
+      }
+    }, oneWrite)
+    await done
+    for (const drop of drops) this.#reportDrop('queue_full', drop.count, drop.clientId)
+  }
+
+  /**
+   * Checks a session's limits for one more message of `bytes`, deleting its oldest queued
+   * messages under 'drop-oldest'. `dropped` counts deleted rows; `fits` says whether to queue.
+   */
+  #makeRoom(clientId: string, bytes: number): { fits: boolean; dropped: number } {
+    if (this.#queues.fits(clientId, bytes, this.#limits)) return { fits: true, dropped: 0 }
+    const { maxMessages, maxBytes } = this.#limits
+    if (this.#options.queuePolicy === 'refuse' || (maxBytes > 0 && bytes > maxBytes)) return { fits: false, dropped: 0 }
+    const sql = this.#statements()
+    let dropped = 0
+    while (!this.#queues.fits(clientId, bytes, this.#limits)) {
+      const usage = this.#queues.usage(clientId)
+      const excess = maxMessages > 0 ? Math.max(1, usage.count + 1 - maxMessages) : 1
+      // .all() (never .iterate()) because the rows are deleted while the result is walked.
+      const oldest = sql.outgoingOldestQueued.all(clientId, Math.min(excess + 63, 1024))
+      if (oldest.length === 0) break
+      for (const row of oldest) {
+        if (this.#queues.fits(clientId, bytes, this.#limits)) break
+        sql.outgoingDeleteSeq.run(row.seq)
+        this.#queues.remove(clientId, row.bytes, false)
+        dropped++
+      }
+    }
+    return { fits: this.#queues.fits(clientId, bytes, this.#limits), dropped }
+  }
+
+  /**
+   * Records the packet id given to a queued message (matched by brokerId + brokerCounter), or
+   * replaces the message with the same packet id by `packet` (a PUBREL after PUBREC). A packet
+   * that is not stored (never queued because the session's queue was full) is not an error: aedes
+   * answers an error here by disconnecting the subscriber, and the delivery simply is not durable.
+   */
+  async outgoingUpdate(client: ClientRef, packet: PacketLike): Promise<void> {
+    const sql = this.#statements()
+    const messageId = typeof packet.messageId === 'number' ? packet.messageId : null
+    const brokerId = typeof packet.brokerId === 'string' ? packet.brokerId : null
+    const brokerCounter = typeof packet.brokerCounter === 'number' ? packet.brokerCounter : null
+    return this.#write(() => {
+      if (brokerId !== null && brokerCounter !== null) {
+        const row = sql.outgoingByCounter.get(client.id, brokerCounter, brokerId)
+        if (row) {
+          sql.outgoingSetMessageId.run(messageId, row.seq)
+          this.#queues.change(client.id, 0, row.message_id !== null, messageId !== null)
+          return
+        }
+      }
+      if (messageId === null) return
+      const row = sql.outgoingByMessageIdOtherBroker.get(client.id, messageId, brokerId)
+      if (!row) return
+      const bytes = payloadBytes(packet)
+      sql.outgoingReplace.run(brokerId, brokerCounter, messageId, bytes, encodePacket(packet), row.seq)
+      this.#queues.change(client.id, bytes - row.bytes, row.message_id !== null, true)
+    }, true)
+  }
+
+  /**
+   * Deletes and returns the message (or PUBREL) with this packet id. Without a packet id it
+   * deletes one queued (id-less) copy: the one with the packet's brokerId + brokerCounter if the
+   * packet has them (aedes drops an extra copy this way), else the oldest. Resolves undefined if
+   * nothing matches; never rejects for that.
+   */
+  async outgoingClearMessageId(
+    client: ClientRef,
+    packet: PacketLike | number | undefined,
+  ): Promise<StoredObject | undefined> {
+    const sql = this.#statements()
+    const p: PacketLike = typeof packet === 'object' && packet !== null ? packet : {}
+    return this.#write(() => {
+      let row: OutgoingRow | undefined
+      if (typeof p.messageId === 'number') {
+        row = sql.outgoingDeleteByMessageId.get(client.id, p.messageId)
+      } else if (typeof p.brokerId === 'string' && typeof p.brokerCounter === 'number') {
+        row = sql.outgoingDeleteQueuedByCounter.get(client.id, p.brokerCounter, p.brokerId)
+      } else {
+        row = sql.outgoingDeleteFirstQueued.get(client.id)
+      }
+      if (!row) return undefined
+      this.#queues.remove(client.id, row.bytes, row.message_id !== null)
+      return decodeOutgoing(row)
+    }, true)
+  }
+
+  /**
+   * The session's queue in order, PUBREL records included, read in pages. Only rows present when
+   * the stream is created are returned: messages queued later reach a connected client directly.
+   */
+  outgoingStream(client: ClientRef): Readable {
+    if (this.#state !== 'open') return this.#closedStream()
+    const sql = this.#statements()
+    const upTo = sql.outgoingMaxSeq.get()?.seq ?? 0
+    return Readable.from(this.#outgoingRows(client.id, upTo))
+  }
+
+  async *#outgoingRows(clientId: string, upTo: number): AsyncGenerator<StoredObject> {
+    let after = 0
+    for (;;) {
+      const sql = await this.#readable()
+      const rows = sql.outgoingPage.all(clientId, after, upTo, this.#options.pageSize)
+      const last = rows.at(-1)
+      if (last === undefined) return
+      after = last.seq
+      const now = Date.now()
+      const expired: OutgoingRow[] = []
+      const packets: StoredObject[] = []
+      for (const row of rows) {
+        const packet = decodeOutgoing(row)
+        const expiry = packet.messageExpiry
+        if (typeof expiry === 'number') {
+          // [MQTT-3.3.2-5] an expired message whose delivery has not started is deleted; one in
+          // flight (it has a packet id) must still be completed.
+          if (expiry <= now && row.message_id === null) {
+            expired.push(row)
+            continue
+          }
+          // [MQTT-3.3.2-6] the interval sent is the time left
+          const properties = (packet.properties ?? {}) as Record<string, unknown>
+          packet.properties = { ...properties, messageExpiryInterval: Math.max(0, Math.ceil((expiry - now) / 1000)) }
+        }
+        packets.push(packet)
+      }
+      if (expired.length > 0) this.#deleteExpired(clientId, expired)
+      yield* packets
+      if (rows.length < this.#options.pageSize) return
+    }
+  }
+
+  #deleteExpired(clientId: string, rows: readonly OutgoingRow[]): void {
+    const sql = this.#statements()
+    let deleted = 0
+    this.#write(() => {
+      for (const row of rows) {
+        if (sql.outgoingDeleteSeq.run(row.seq).changes === 0) continue
+        this.#queues.remove(clientId, row.bytes, false)
+        deleted++
+      }
+    }).then(
+      () => deleted > 0 && this.#reportDrop('expired', deleted, clientId),
+      (err: unknown) => this.#options.logger?.warn({ err, clientId }, 'could not delete expired queued messages'),
+    )
+  }
+
+  // ---------------------------------------------------------------- incoming QoS 2
+
+  async incomingStorePacket(client: ClientRef, packet: PacketLike): Promise<void> {
+    const sql = this.#statements()
+    const messageId = Number(packet.messageId)
+    const stored = new AedesPacket(packet)
+    stored.messageId = packet.messageId
+    const blob = encodePacket(stored)
+    return this.#write(() => {
+      sql.incomingUpsert.run(client.id, messageId, blob)
+    }, true)
+  }
+
+  /** Rejects with NoSuchPacketError when missing: aedes takes that as "a new packet". */
+  async incomingGetPacket(client: ClientRef, packet: PacketLike): Promise<StoredObject> {
+    const sql = await this.#readable()
+    const row = sql.incomingGet.get(client.id, Number(packet.messageId))
+    if (!row) throw new NoSuchPacketError()
+    return decodePacket(row.packet)
+  }
+
+  async incomingDelPacket(client: ClientRef, packet: PacketLike): Promise<void> {
+    const sql = this.#statements()
+    return this.#write(() => {
+      if (sql.incomingDelete.run(client.id, Number(packet.messageId)).changes === 0) throw new NoSuchPacketError()
+    }, true)
+  }
+
+  /** Forgets a client's incoming QoS 2 packets (its session ended); not called by the beta itself. */
+  async cleanIncoming(client: ClientRef): Promise<void> {
+    const sql = this.#statements()
+    return this.#write(() => {
+      sql.incomingDeleteClient.run(client.id)
+    }, true)
+  }
+
+  // ---------------------------------------------------------------- wills
+
+  /** Stores the client's will, stamped (as aedes expects) with this broker's id and the client id. */
+  async putWill(client: ClientRef, packet: PacketLike): Promise<void> {
+    const sql = this.#statements()
+    const brokerId = (this.#broker as BrokerRef).id
+    packet.brokerId = brokerId
+    packet.clientId = client.id
+    const blob = encodePacket(packet)
+    return this.#write(() => {
+      sql.willUpsert.run(client.id, brokerId, blob)
+    }, true)
+  }
+
+  async getWill(client: ClientRef): Promise<StoredObject | undefined> {
+    const sql = await this.#readable()
+    const row = sql.willGet.get(client.id)
+    return row ? decodePacket(row.packet) : undefined
+  }
+
+  async delWill(client: ClientRef): Promise<StoredObject | undefined> {
+    const sql = this.#statements()
+    return this.#write(() => {
+      const row = sql.willDelete.get(client.id)
+      return row ? decodePacket(row.packet) : undefined
+    }, true)
+  }
+
+  /** Wills whose broker is not in `brokers` (alive brokers by id): those aedes must publish. */
+  streamWill(brokers: Readonly<Record<string, unknown>> = {}): Readable {
+    if (this.#state !== 'open') return this.#closedStream()
+    const that = this
+    return Readable.from(
+      (async function* orphanWills() {
+        const sql = await that.#readable()
+        for (const row of sql.willsAll.all()) {
+          const alive = Object.hasOwn(brokers, row.broker_id) && Boolean(brokers[row.broker_id])
+          if (!alive) yield decodePacket(row.packet)
+        }
+      })(),
+    )
+  }
+
+  // ---------------------------------------------------------------- mqlite sessions
+
+  /** Records a session as connected (clearing any pending expiry). */
+  async sessionConnected(clientId: string, info: SessionInfo, atMs: number = Date.now()): Promise<void> {
+    const sql = this.#statements()
+    return this.#write(() => {
+      const existed = sql.sessionExists.get(clientId) !== undefined
+      sql.sessionUpsert.run(clientId, info.protocolVersion, info.expiryIntervalSeconds, atMs)
+      if (!existed) this.#sessionCount++
+    }, true)
+  }
+
+  /** Starts a session's expiry clock; a session never recorded as connected is ignored. */
+  async sessionDisconnected(clientId: string, atMs: number = Date.now()): Promise<void> {
+    const sql = this.#statements()
+    return this.#write(() => {
+      sql.sessionDisconnect.run({ clientId, at: atMs, never: SESSION_NEVER_EXPIRES })
+    }, true)
+  }
+
+  /** Client ids of disconnected sessions whose expiry is due at `nowMs` (soonest first). */
+  expiredSessions(nowMs: number = Date.now()): string[] {
+    return this.#statements().sessionsExpired.all(nowMs).map((row) => row.client_id)
+  }
+
+  /** Deletes everything of a session: subscriptions, queue, incoming QoS 2 state, will, record. */
+  async deleteSession(clientId: string): Promise<void> {
+    const sql = this.#statements()
+    return this.#write(() => {
+      sql.subscriptionsDeleteClient.run(clientId)
+      sql.outgoingDeleteClient.run(clientId)
+      sql.incomingDeleteClient.run(clientId)
+      sql.willDeleteClient.run(clientId)
+      if (sql.sessionDelete.run(clientId).changes > 0) this.#sessionCount--
+      this.#index.removeClient(clientId)
+      this.#queues.removeClient(clientId)
+    })
+  }
+
+  /** Sizes from in-memory counters and two pragmas: cheap enough for a metrics scrape. */
+  stats(): StoreStats {
+    const db = this.#database()
+    const pageCount = Number(db.pragma('page_count', { simple: true }))
+    const pageSize = Number(db.pragma('page_size', { simple: true }))
+    return {
+      retained: this.#retainedCount,
+      subscriptions: this.#index.totalCount,
+      queued: this.#queues.queued,
+      inflight: this.#queues.inflight,
+      dbBytes: pageCount * pageSize + this.#walBytes(),
+      sessions: this.#sessionCount,
+    }
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** Commits every pending write. Rejects if that commit fails. */
+  flush(): Promise<void> {
+    if (this.#state !== 'open') return Promise.resolve()
+    return (this.#commit as GroupCommit).flush()
+  }
+
+  /** Commits pending writes and closes the database. Idempotent. */
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown()
+    return this.#closing
+  }
+
+  /** The aedes name for close(). */
+  destroy(): Promise<void> {
+    return this.close()
+  }
+
+  async #shutdown(): Promise<void> {
+    if (this.#state !== 'open') {
+      this.#state = 'closed'
+      return
+    }
+    this.#state = 'closing'
+    try {
+      await (this.#commit as GroupCommit).flush()
+    } catch (err) {
+      this.#options.logger?.error({ err }, 'final store commit failed')
+    } finally {
+      this.#db?.close()
+      this.#state = 'closed'
+    }
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  #statements(): Statements {
+    if (this.#state !== 'open' || !this.#sql) throw new StoreClosedError(this.#state === 'new' ? 'not set up' : this.#state)
+    return this.#sql
+  }
+
+  /** Streams error rather than throw: aedes pipes them without a try/catch. */
+  #closedStream(): Readable {
+    const error = new StoreClosedError(this.#state === 'new' ? 'not set up' : this.#state)
+    return Readable.from(
+      (async function* closed(): AsyncGenerator<never> {
+        throw error
+      })(),
+    )
+  }
+
+  #database(): Database {
+    this.#statements()
+    return this.#db as Database
+  }
+
+  /** Statements for a read, once no uncommitted write is pending. */
+  async #readable(): Promise<Statements> {
+    await (this.#commit ?? { settled: () => Promise.resolve() }).settled()
+    return this.#statements()
+  }
+
+  /** `single`: the work makes at most one write statement, so it needs no savepoint of its own. */
+  #write<T>(work: () => T, single = false): Promise<T> {
+    try {
+      this.#statements()
+    } catch (err) {
+      return Promise.reject(err as Error)
+    }
+    return (this.#commit as GroupCommit).run(work, !single)
+  }
+
+  /** (Re)builds every in-memory view from the database: at setup and after a failed commit. */
+  #loadState(): void {
+    const sql = this.#sql as Statements
+    this.#index.clear()
+    for (const row of sql.subscriptionsAll.all()) {
+      const sub = decodePacket(row.sub) as unknown as SubscriptionLike
+      this.#index.add(row.client_id, { ...sub, qos: sub.qos ?? 0 })
+    }
+    this.#queues.reset(sql.outgoingUsage.all())
+    this.#retainedCount = sql.retainedCount.get()?.n ?? 0
+    this.#sessionCount = sql.sessionCount.get()?.n ?? 0
+  }
+
+  /**
+   * After a restart: no client is connected, so sessions still marked connected (the broker was
+   * killed) start their expiry now; and a fixed broker id restarts aedes's packet counter at 0,
+   * which would make new messages collide with queued ones on brokerId + brokerCounter, so the
+   * counter resumes above the highest one stored.
+   */
+  #recoverAfterRestart(broker: BrokerRef): void {
+    const sql = this.#sql as Statements
+    sql.sessionsDisconnectAll.run({ at: Date.now(), never: SESSION_NEVER_EXPIRES })
+    const stored = sql.outgoingMaxCounter.get(broker.id)?.counter ?? 0
+    if (typeof broker.counter === 'number' && broker.counter < stored) broker.counter = stored
+  }
+
+  #reportDrop(reason: DropReason, count: number, clientId: string): void {
+    try {
+      this.#options.onDrop?.(reason, count, clientId)
+    } catch {
+      // a metrics callback must not fail a store write
+    }
+  }
+
+  #limitText(): string {
+    const { maxMessages, maxBytes } = this.#limits
+    return [maxMessages > 0 ? `${maxMessages} messages` : '', maxBytes > 0 ? `${maxBytes} bytes` : '']
+      .filter(Boolean)
+      .join(', ')
+  }
+
+  #walBytes(): number {
+    if (this.#options.path === ':memory:') return 0
+    try {
+      return statSync(`${this.#options.path}-wal`).size
+    } catch {
+      return 0
+    }
+  }
+
+  #countsForLog(): Record<string, number> {
+    return {
+      retained: this.#retainedCount,
+      subscriptions: this.#index.totalCount,
+      queued: this.#queues.queued,
+      inflight: this.#queues.inflight,
+    }
+  }
+}
+
+/** A stored outgoing row as aedes expects it: the packet id lives in its own column. */
+function decodeOutgoing(row: OutgoingRow): StoredObject {
+  const packet = decodePacket(row.packet)
+  packet.messageId = row.message_id ?? undefined
+  return packet
+}

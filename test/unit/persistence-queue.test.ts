@@ -1,0 +1,190 @@
+import { afterEach, describe, expect, test } from 'vitest'
+import { QueueFullError } from '../../src/persistence/errors.js'
+import type { DropReason, SqlitePersistenceOptions } from '../../src/persistence/options.js'
+import { SqlitePersistence, type PacketLike } from '../../src/persistence/sqlite-persistence.js'
+
+const stores: SqlitePersistence[] = []
+afterEach(async () => {
+  await Promise.all(stores.splice(0).map((s) => s.close()))
+})
+
+type Drop = [DropReason, number, string]
+
+async function open(options: Partial<SqlitePersistenceOptions> = {}): Promise<{ store: SqlitePersistence; drops: Drop[] }> {
+  const drops: Drop[] = []
+  const store = new SqlitePersistence({ path: ':memory:', onDrop: (...args) => drops.push(args), ...options })
+  stores.push(store)
+  await store.setup({ id: 'b', counter: 0 })
+  return { store, drops }
+}
+
+function message(n: number, extra: Partial<PacketLike> = {}): PacketLike {
+  return { cmd: 'publish', topic: 't', payload: Buffer.from(`m${n}`), qos: 1, retain: false, dup: false, brokerId: 'b', brokerCounter: n, ...extra }
+}
+
+async function queued(store: SqlitePersistence, clientId: string): Promise<PacketLike[]> {
+  return (await store.outgoingStream({ id: clientId }).toArray()) as PacketLike[]
+}
+
+const payloads = (list: PacketLike[]) => list.map((p) => String(p.payload))
+
+describe('queue bounds: drop-oldest', () => {
+  test('keeps the newest maxQueuedMessages messages and reports each drop', async () => {
+    const { store, drops } = await open({ maxQueuedMessages: 3, queuePolicy: 'drop-oldest' })
+    for (let n = 1; n <= 5; n++) await store.outgoingEnqueueCombi([{ clientId: 'c' }], message(n))
+    expect(payloads(await queued(store, 'c'))).toEqual(['m3', 'm4', 'm5'])
+    expect(drops).toEqual([['queue_full', 1, 'c'], ['queue_full', 1, 'c']])
+    expect(store.stats().queued).toBe(3)
+  })
+
+  test('never drops in-flight messages: the oldest queued ones go first', async () => {
+    const { store } = await open({ maxQueuedMessages: 3 })
+    for (let n = 1; n <= 3; n++) await store.outgoingEnqueue({ clientId: 'c' }, message(n))
+    await store.outgoingUpdate({ id: 'c' }, { ...message(1), messageId: 101 })
+    await store.outgoingUpdate({ id: 'c' }, { ...message(2), messageId: 102 })
+    await store.outgoingEnqueue({ clientId: 'c' }, message(4))
+    const list = await queued(store, 'c')
+    expect(payloads(list)).toEqual(['m1', 'm2', 'm4'])
+    expect(list.map((p) => p.messageId)).toEqual([101, 102, undefined])
+    expect(store.stats()).toMatchObject({ queued: 1, inflight: 2 })
+    // everything in flight: the new message is the one not queued
+    await store.outgoingUpdate({ id: 'c' }, { ...message(4), messageId: 104 })
+    await store.outgoingEnqueue({ clientId: 'c' }, message(5))
+    expect(payloads(await queued(store, 'c'))).toEqual(['m1', 'm2', 'm4'])
+  })
+
+  test('maxQueuedBytes counts payload bytes; a message larger than the limit is not queued', async () => {
+    const { store, drops } = await open({ maxQueuedBytes: 10 })
+    const sized = (n: number, size: number) => message(n, { payload: Buffer.alloc(size, 65 + n) })
+    await store.outgoingEnqueue({ clientId: 'c' }, sized(1, 4))
+    await store.outgoingEnqueue({ clientId: 'c' }, sized(2, 4))
+    await store.outgoingEnqueue({ clientId: 'c' }, sized(3, 4)) // drops #1
+    expect((await queued(store, 'c')).map((p) => p.brokerCounter)).toEqual([2, 3])
+    await store.outgoingEnqueue({ clientId: 'c' }, sized(4, 11)) // can never fit: #2, #3 stay
+    expect((await queued(store, 'c')).map((p) => p.brokerCounter)).toEqual([2, 3])
+    expect(drops).toEqual([['queue_full', 1, 'c'], ['queue_full', 1, 'c']])
+  })
+
+  test('limits are per session', async () => {
+    const { store } = await open({ maxQueuedMessages: 1 })
+    await store.outgoingEnqueueCombi([{ clientId: 'a' }, { clientId: 'b' }], message(1))
+    await store.outgoingEnqueueCombi([{ clientId: 'b' }], message(2))
+    expect(payloads(await queued(store, 'a'))).toEqual(['m1'])
+    expect(payloads(await queued(store, 'b'))).toEqual(['m2'])
+  })
+})
+
+describe('queue bounds: refuse', () => {
+  test('outgoingEnqueue rejects with QueueFullError for a full session', async () => {
+    const { store, drops } = await open({ maxQueuedMessages: 2, queuePolicy: 'refuse' })
+    await store.outgoingEnqueue({ clientId: 'c' }, message(1))
+    await store.outgoingEnqueue({ clientId: 'c' }, message(2))
+    const error = await store.outgoingEnqueue({ clientId: 'c' }, message(3)).catch((err: unknown) => err)
+    expect(error).toBeInstanceOf(QueueFullError)
+    expect(error).toMatchObject({ code: 'ERR_QUEUE_FULL', clientId: 'c' })
+    expect(payloads(await queued(store, 'c'))).toEqual(['m1', 'm2'])
+    expect(drops).toEqual([['queue_full', 1, 'c']])
+  })
+
+  test('outgoingEnqueueCombi still queues for the other sessions and resolves', async () => {
+    const { store, drops } = await open({ maxQueuedMessages: 1, queuePolicy: 'refuse' })
+    await store.outgoingEnqueue({ clientId: 'full' }, message(1))
+    await store.outgoingEnqueueCombi([{ clientId: 'full' }, { clientId: 'other' }], message(2))
+    expect(payloads(await queued(store, 'full'))).toEqual(['m1'])
+    expect(payloads(await queued(store, 'other'))).toEqual(['m2'])
+    expect(drops).toEqual([['queue_full', 1, 'full']])
+  })
+
+  test('a delivery update for a message that was never queued resolves (no disconnect)', async () => {
+    const { store } = await open({ maxQueuedMessages: 1, queuePolicy: 'refuse' })
+    await store.outgoingEnqueue({ clientId: 'c' }, message(1))
+    await store.outgoingEnqueueCombi([{ clientId: 'c' }], message(2))
+    await expect(store.outgoingUpdate({ id: 'c' }, { ...message(2), messageId: 9 })).resolves.toBeUndefined()
+    expect((await queued(store, 'c')).map((p) => p.messageId)).toEqual([undefined])
+  })
+})
+
+describe('message expiry', () => {
+  test('expired queued messages are skipped, deleted and reported; the rest carry the time left', async () => {
+    const { store, drops } = await open()
+    const now = Date.now()
+    await store.outgoingEnqueue({ clientId: 'c' }, message(1, { messageExpiry: now - 1 }))
+    await store.outgoingEnqueue({ clientId: 'c' }, message(2, { messageExpiry: now + 2_500, properties: { contentType: 'text/plain' } }))
+    await store.outgoingEnqueue({ clientId: 'c' }, message(3))
+    await store.outgoingEnqueue({ clientId: 'c' }, message(4, { messageExpiry: now - 1 }))
+    // in flight already: its delivery started, so it is completed even though expired
+    await store.outgoingUpdate({ id: 'c' }, { ...message(4), messageId: 44 })
+
+    const list = await queued(store, 'c')
+    expect(list.map((p) => p.brokerCounter)).toEqual([2, 3, 4])
+    expect(list[0]?.properties).toEqual({ contentType: 'text/plain', messageExpiryInterval: 3 })
+    expect(list[1]?.properties).toBeUndefined()
+    await store.flush()
+    expect(drops).toEqual([['expired', 1, 'c']])
+    expect(store.stats()).toMatchObject({ queued: 2, inflight: 1 })
+    expect((await queued(store, 'c')).map((p) => p.brokerCounter)).toEqual([2, 3, 4])
+  })
+})
+
+describe('outgoing queue semantics beyond the conformance suite', () => {
+  test('streams in order across pages, including PUBREL records, and only rows present at creation', async () => {
+    const { store } = await open({ pageSize: 2 })
+    for (let n = 1; n <= 5; n++) await store.outgoingEnqueue({ clientId: 'c' }, message(n, { qos: 2 }))
+    await store.outgoingUpdate({ id: 'c' }, { ...message(1, { qos: 2 }), messageId: 1 })
+    await store.outgoingUpdate({ id: 'c' }, { cmd: 'pubrel', messageId: 1 })
+    const stream = store.outgoingStream({ id: 'c' })
+    await store.outgoingEnqueue({ clientId: 'c' }, message(6))
+    const list = await stream.toArray()
+    expect(list.map((p) => p.cmd)).toEqual(['pubrel', 'publish', 'publish', 'publish', 'publish'])
+    expect(list.map((p) => p.brokerCounter)).toEqual([undefined, 2, 3, 4, 5])
+    expect(list[0]).toEqual({ cmd: 'pubrel', messageId: 1 })
+  })
+
+  test('clearing without a packet id drops the queued copy of that message only', async () => {
+    const { store } = await open()
+    // one client with two matching subscriptions gets two copies of message 1
+    await store.outgoingEnqueueCombi([{ clientId: 'c' }, { clientId: 'c' }], message(1))
+    await store.outgoingEnqueueCombi([{ clientId: 'c' }], message(2))
+    await store.outgoingUpdate({ id: 'c' }, { ...message(1), messageId: 7 })
+    const cleared = await store.outgoingClearMessageId({ id: 'c' }, { ...message(1), messageId: undefined })
+    expect(cleared).toMatchObject({ brokerCounter: 1, messageId: undefined })
+    let list = await queued(store, 'c')
+    expect(list.map((p) => [p.brokerCounter, p.messageId])).toEqual([[1, 7], [2, undefined]])
+    // no copy left without a packet id: nothing else is touched
+    expect(await store.outgoingClearMessageId({ id: 'c' }, { ...message(1), messageId: undefined })).toBeUndefined()
+    list = await queued(store, 'c')
+    expect(list).toHaveLength(2)
+  })
+
+  test('packet id reuse by another message of the same broker is not mistaken for it', async () => {
+    const { store } = await open()
+    await store.outgoingEnqueue({ clientId: 'c' }, message(1))
+    await store.outgoingUpdate({ id: 'c' }, { ...message(1), messageId: 5 })
+    // message 2 was never queued (e.g. queue full) and got the same packet id
+    await store.outgoingUpdate({ id: 'c' }, { ...message(2), messageId: 5 })
+    const [only] = await queued(store, 'c')
+    expect(only).toMatchObject({ brokerCounter: 1, payload: Buffer.from('m1'), messageId: 5 })
+  })
+
+  test('queued packets are v8-serialized: Buffer payloads, undefined fields and MQTT 5 properties survive', async () => {
+    const { store } = await open()
+    const properties = { userProperties: { a: ['1', '2'] }, correlationData: Buffer.from([1, 2]), topicAlias: undefined }
+    await store.outgoingEnqueue({ clientId: 'c' }, message(1, { properties }))
+    const [packet] = await queued(store, 'c')
+    expect(Buffer.isBuffer(packet?.payload)).toBe(true)
+    expect(packet?.properties).toEqual(properties)
+    expect(Object.hasOwn(packet?.properties ?? {}, 'topicAlias')).toBe(true)
+  })
+
+  test('a subscriber that acknowledges everything leaves nothing behind', async () => {
+    const { store } = await open()
+    for (let n = 1; n <= 3; n++) await store.outgoingEnqueue({ clientId: 'c' }, message(n))
+    for (const packet of await queued(store, 'c')) {
+      const messageId = Number(packet.brokerCounter) + 100
+      await store.outgoingUpdate({ id: 'c' }, { ...packet, messageId })
+      expect(await store.outgoingClearMessageId({ id: 'c' }, { messageId })).toMatchObject({ messageId })
+    }
+    expect(await queued(store, 'c')).toEqual([])
+    expect(store.stats()).toMatchObject({ queued: 0, inflight: 0 })
+  })
+})
