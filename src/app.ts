@@ -1,7 +1,8 @@
 import type { Aedes } from 'aedes'
 import { allowAllAuthorizer, type Authorizer } from './auth/authorizer.js'
 import { createAedes } from './broker/create-aedes.js'
-import type { SharedSubscriptions } from './broker/shared-subscriptions.js'
+import { isSessionStore, manageSessions, type SessionLifecycle } from './broker/session-lifecycle.js'
+import { SHARE_PREFIX, hasSubscriptionListing, type SharedSubscriptions } from './broker/shared-subscriptions.js'
 import { recordConnection } from './broker/connection-info.js'
 import { logBrokerEvents } from './broker/log-events.js'
 import { validateConfig } from './config/load.js'
@@ -9,6 +10,7 @@ import type { Config, ConfigInput } from './config/schema.js'
 import { createListener } from './listeners/create-listener.js'
 import type { Listener } from './listeners/listener.js'
 import { createLogger, type Logger } from './log/logger.js'
+import { createMetrics, type BrokerMetrics } from './metrics/create-metrics.js'
 import { createStore, type Store } from './persistence/create-store.js'
 
 /** The broker's lifecycle as one value: readiness, shutdown and tests all read it. */
@@ -26,6 +28,8 @@ export interface MqliteBroker {
   /** The aedes instance, once listening. */
   readonly aedes: Aedes | undefined
   readonly listeners: readonly Listener[]
+  /** Counters, the metrics HTTP endpoint and $SYS topics. */
+  readonly metrics: BrokerMetrics
   /** Opens the store, starts aedes and binds every listener. Rejects (and cleans up) on any failure. */
   listen(): Promise<void>
   /**
@@ -44,18 +48,25 @@ export function createBroker(input: ConfigInput | Config = {}, options: BrokerOp
   let store: Store | undefined
   let aedes: Aedes | undefined
   let shared: SharedSubscriptions | undefined
+  let sessions: SessionLifecycle | undefined
   const listeners: Listener[] = []
   let closing: Promise<void> | undefined
+  const metrics = createMetrics({ config, logger, state: () => state, listenerNames: () => listeners.map((l) => l.name) })
 
   async function listen(): Promise<void> {
     if (state !== 'idle') throw new Error(`listen() called while ${state}`)
     state = 'starting'
     try {
-      store = createStore(config, logger)
-      const core = await createAedes({ config, store, authorizer, logger })
+      // First, so /readyz can answer 503 while the rest starts.
+      await metrics.listen()
+      store = createStore(config, logger, { onCommit: metrics.observeCommit, onDrop: metrics.drop })
+      const core = await createAedes({ config, store, authorizer, logger, onDrop: metrics.drop })
       const broker = core.aedes
       aedes = broker
+      metrics.attach(broker, store)
       shared = core.shared
+      if (isSessionStore(store)) sessions = manageSessions(broker, store, logger)
+      if (hasSubscriptionListing(store)) shared.restore(store.subscriptionsWithPrefix(SHARE_PREFIX))
       logBrokerEvents(broker, logger)
       for (const listenerConfig of config.listeners) {
         let listenerName = ''
@@ -86,8 +97,11 @@ export function createBroker(input: ConfigInput | Config = {}, options: BrokerOp
     const steps: Array<[string, () => Promise<void>]> = [
       ['broker', () => (aedes ? new Promise<void>((resolve) => aedes?.close(() => resolve())) : Promise.resolve())],
       ['shared subscriptions', async () => shared?.close()],
+      ['sessions', async () => sessions?.close()],
       ['listeners', () => Promise.all(listeners.map((l) => l.close())).then(() => undefined)],
       ['store', () => (store ? store.close() : Promise.resolve())],
+      // Last, so /readyz answers 503 until the very end.
+      ['metrics', () => metrics.close()],
     ]
     // Each step runs even if an earlier one failed: a stuck listener must not keep the store open.
     for (const [name, step] of steps) {
@@ -111,6 +125,7 @@ export function createBroker(input: ConfigInput | Config = {}, options: BrokerOp
       return aedes
     },
     listeners,
+    metrics,
     listen,
     close,
   }

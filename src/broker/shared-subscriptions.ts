@@ -39,6 +39,15 @@ interface Group {
   listener: (packet: AedesPublishPacket, done: () => void) => void
 }
 
+/** A durable store can list the shared subscriptions of sessions that were offline at start. */
+export interface SubscriptionListing {
+  subscriptionsWithPrefix(prefix: string): StoredShareMember[]
+}
+
+export function hasSubscriptionListing(store: object): store is SubscriptionListing {
+  return typeof (store as Partial<SubscriptionListing>).subscriptionsWithPrefix === 'function'
+}
+
 export interface SharedSubscriptionsStore {
   outgoingEnqueue(sub: { clientId: string }, packet: AedesPublishPacket): Promise<void>
 }

@@ -1,7 +1,9 @@
+import { join } from 'node:path'
+import type { BrokerStore } from '../broker/create-aedes.js'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log/logger.js'
-import type { BrokerStore } from '../broker/create-aedes.js'
 import { MemoryPersistence } from './memory-persistence.js'
+import { SqlitePersistence } from './sqlite-persistence.js'
 
 /** A store as the broker owns it: what the broker calls, plus an orderly close. */
 export type Store = BrokerStore & {
@@ -9,14 +11,31 @@ export type Store = BrokerStore & {
   close(): Promise<void>
 }
 
-export function createStore(config: Config, _logger: Logger): Store {
+/** What the store reports as it works; the metrics feed on it. */
+export interface StoreObserver {
+  onCommit?: (batchSize: number, durationSeconds: number) => void
+  onDrop?: (reason: 'queue_full' | 'expired', count: number) => void
+}
+
+export function createStore(config: Config, logger: Logger, observer: StoreObserver = {}): Store {
   switch (config.store.type) {
     case 'memory': {
       const store = new MemoryPersistence() as unknown as Store & { destroy(): Promise<void> }
       store.close = () => store.destroy()
       return store
     }
-    case 'sqlite':
-      throw new Error('sqlite store: not wired yet')
+    case 'sqlite': {
+      const { onCommit, onDrop } = observer
+      return new SqlitePersistence({
+        path: config.store.path ?? join(config.dataDir, 'mqlite.db'),
+        synchronous: config.store.synchronous,
+        maxQueuedMessages: config.store.maxQueuedMessages,
+        maxQueuedBytes: config.store.maxQueuedBytes,
+        queuePolicy: config.store.queuePolicy,
+        logger,
+        ...(onCommit && { onCommit: ({ batchSize, durationSeconds }) => onCommit(batchSize, durationSeconds) }),
+        ...(onDrop && { onDrop: (reason, count) => onDrop(reason, count) }),
+      }) as unknown as Store
+    }
   }
 }

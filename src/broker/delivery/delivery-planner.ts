@@ -46,7 +46,8 @@ interface ClientDelivery {
  * - [MQTT-3.8.3-3] No Local drops the copy only if every matching subscription asked for it;
  * - [MQTT-3.1.2-25] a packet larger than the client's Maximum Packet Size is dropped for that
  *   client as if it had been delivered;
- * - QoS 1/2 copies go through the client's outbound window (Receive Maximum).
+ * - every copy goes through the client's outbound window (Receive Maximum, and the gate that
+ *   holds live messages until a resumed session's queue has been sent).
  * Dropped copies still go to aedes, marked No Local, so it also clears a copy queued for a
  * persistent session.
  */
@@ -86,13 +87,13 @@ export function planDeliveries(client: Client, options: DeliveryOptions): void {
     if (c.maximumPacketSize !== undefined && exceedsPacketSize(packet, c.maximumPacketSize, c.version)) {
       return drop(packet, 'too_large', callback)
     }
-    if (packet.qos === 0) return deliver0(packet, callback)
+    if (packet.qos === 0) return window.submit(packet, deliver0, callback, false)
     window.submit(packet, deliverQoS, callback)
   }
   c.deliver0 = planned
   c.deliverQoS = planned
   direct.set(client, {
-    deliver0: (packet, callback) => deliver0(packet, callback),
+    deliver0: (packet, callback) => window.submit(packet, deliver0, callback, false),
     deliverQoS: (packet, callback) => window.submit(packet, deliverQoS, callback),
   })
 }

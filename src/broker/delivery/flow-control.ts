@@ -6,16 +6,30 @@ const REASON_CODE_ERROR = 0x80
 
 type Send = (packet: AedesPublishPacket, callback: () => void) => void
 
+interface Pending {
+  packet: AedesPublishPacket
+  send: Send
+  /** QoS 1/2: takes a slot of the window */
+  counts: boolean
+}
+
 /**
- * [MQTT-3.3.4-9] Outbound Receive Maximum: at most `limit` QoS 1/2 PUBLISH packets wait for
- * PUBACK/PUBCOMP at a client; the rest wait here (and, for a persistent session, in its store
- * queue too, so nothing waits only in memory that the session must not lose). A slot frees when
- * the client acknowledges, or refuses at PUBREC.
+ * Everything mqlite sends a client goes through its window:
+ * - [MQTT-3.3.4-9] Receive Maximum: at most `limit` QoS 1/2 PUBLISH packets wait for
+ *   PUBACK/PUBCOMP; the rest wait here (for a persistent session they are in its store queue
+ *   too). A slot frees when the client acknowledges, or refuses at PUBREC.
+ * - The gate: until the session's stored queue has been drained after CONNECT, live messages
+ *   wait, so the client gets its queue first, in order, and never a message both from the queue
+ *   and live (which would reach it twice, under two packet ids). aedes starts routing live
+ *   messages to a resuming session before its CONNACK and its queue drain.
  */
 export class OutboundWindow {
   #inflight = 0
-  readonly #pending: Array<{ packet: AedesPublishPacket; send: Send }> = []
+  #gated = true
+  #pending: Pending[] = []
   readonly #waiters: Array<(granted: boolean) => void> = []
+  /** broker id + counter of the messages the queue drain sent, while the gate is closed */
+  #drained: Set<string> | undefined = new Set()
   #closed = false
 
   constructor(
@@ -38,25 +52,27 @@ export class OutboundWindow {
   }
 
   /**
-   * Sends now if a slot is free, else holds the packet. The caller's callback runs at once
-   * either way: a full window must not hold up the publisher (or every other subscriber).
+   * Sends now if the gate is open and (for QoS 1/2) a slot is free, else holds the packet. The
+   * caller's callback runs at once either way: a full window must not hold up the publisher.
    */
-  submit(packet: AedesPublishPacket, send: Send, callback: () => void): void {
+  submit(packet: AedesPublishPacket, send: Send, callback: () => void, counts = true): void {
     if (this.#closed) return void setImmediate(callback)
-    if (this.#inflight < this.limit()) {
-      this.#inflight++
-      send(packet, callback)
-      return
+    if (!this.#gated && this.#pending.length === 0) {
+      if (!counts) return send(packet, callback)
+      if (this.#inflight < this.limit()) {
+        this.#inflight++
+        return send(packet, callback)
+      }
     }
     if (this.maxPending > 0 && this.#pending.length >= this.maxPending) {
       this.#pending.shift()
       this.onOverflow()
     }
-    this.#pending.push({ packet, send })
+    this.#pending.push({ packet, send, counts })
     setImmediate(callback)
   }
 
-  /** Takes a slot for a packet sent by someone else (the queue drain at reconnect). */
+  /** The queue drain takes a slot for a record it sends; false once the connection is gone. */
   acquire(): Promise<boolean> {
     if (this.#closed) return Promise.resolve(false)
     if (this.#inflight < this.limit()) {
@@ -66,28 +82,59 @@ export class OutboundWindow {
     return new Promise((resolve) => this.#waiters.push(resolve))
   }
 
-  /** An acknowledgement arrived: free its slot and hand it to whoever waits longest. */
+  /** The queue drain sends this record: remember it so the live copy, if any, is skipped. */
+  claimForDrain(record: { brokerId?: string | null; brokerCounter?: number }): boolean {
+    if (!record.brokerId || !this.#drained) return true
+    const key = `${record.brokerId}:${record.brokerCounter}`
+    if (this.#drained.has(key)) return false
+    this.#drained.add(key)
+    return true
+  }
+
+  /** The stored queue has been sent: let live messages through, minus those it contained. */
+  open(): void {
+    if (!this.#gated) return
+    this.#gated = false
+    const drained = this.#drained
+    this.#drained = undefined
+    if (drained && drained.size > 0) {
+      this.#pending = this.#pending.filter(
+        ({ packet }) => !(packet.brokerId && drained.has(`${packet.brokerId}:${packet.brokerCounter}`)),
+      )
+    }
+    this.#pump()
+  }
+
+  /** An acknowledgement arrived: free its slot for whoever waits longest. */
   release(): void {
     if (this.#inflight > 0) this.#inflight--
     while (!this.#closed && this.#inflight < this.limit()) {
       const waiter = this.#waiters.shift()
-      if (waiter) {
-        this.#inflight++
-        waiter(true)
-        continue
-      }
-      const next = this.#pending.shift()
-      if (!next) return
+      if (!waiter) break
       this.#inflight++
-      next.send(next.packet, noop)
+      waiter(true)
     }
+    this.#pump()
   }
 
   /** The connection is gone: drop what waits (a persistent session still has it in its queue). */
   close(): void {
     this.#closed = true
-    this.#pending.length = 0
+    this.#pending = []
     for (const waiter of this.#waiters.splice(0)) waiter(false)
+  }
+
+  /** Sends held packets in order while the gate is open and slots are free. */
+  #pump(): void {
+    while (!this.#closed && !this.#gated && this.#pending.length > 0) {
+      const head = this.#pending[0]!
+      if (head.counts) {
+        if (this.#inflight >= this.limit()) return
+        this.#inflight++
+      }
+      this.#pending.shift()
+      head.send(head.packet, noop)
+    }
   }
 }
 
@@ -101,14 +148,13 @@ interface ClientWithParser {
   _parser: { on(event: 'packet', listener: (packet: { cmd: string; reasonCode?: number }) => void): void }
   receiveMaximum?: number
   version: number | null
-  on(event: 'connected', listener: () => void): void
   conn: { once(event: 'close', listener: () => void): void }
 }
 
 export interface FlowControlOptions {
   /** broker-wide cap on unacknowledged outbound QoS 1/2 per client (0 = none beyond the client's) */
   maxInflight: number
-  /** messages held per client while its window is full (0 = unlimited) */
+  /** messages held per client while its window is full or gated (0 = unlimited) */
   maxPending: number
   onOverflow: () => void
 }
@@ -131,8 +177,9 @@ export function installOutboundWindow(client: Client, options: FlowControlOption
 }
 
 /**
- * The queue drained at reconnect is written by aedes directly, not through the delivery
- * functions: pace it through the same window, one slot per PUBLISH or PUBREL it holds.
+ * The queue drained after CONNECT is written by aedes directly, not through the delivery
+ * functions: pace it through the same window, one slot per PUBLISH or PUBREL, and open the gate
+ * for live messages when it ends.
  */
 export function pacedOutgoingStream(client: Client, source: Readable): Readable {
   const window = windows.get(client)
@@ -140,14 +187,19 @@ export function pacedOutgoingStream(client: Client, source: Readable): Readable 
   if (!window || (client as unknown as { closed: boolean }).closed) return source
   return Readable.from(
     (async function* paced() {
-      for await (const record of source as AsyncIterable<{ cmd?: string; qos?: number }>) {
-        if (record.cmd === 'pubrel' || (record.qos ?? 0) > 0) {
-          if (!(await window.acquire())) {
-            source.destroy()
-            return
+      try {
+        for await (const record of source as AsyncIterable<{ cmd?: string; qos?: number; brokerId?: string; brokerCounter?: number }>) {
+          if (record.cmd !== 'pubrel' && !window.claimForDrain(record)) continue
+          if (record.cmd === 'pubrel' || (record.qos ?? 0) > 0) {
+            if (!(await window.acquire())) {
+              source.destroy()
+              return
+            }
           }
+          yield record
         }
-        yield record
+      } finally {
+        window.open()
       }
     })(),
   )

@@ -1,0 +1,124 @@
+import type { Aedes, Client, PublishPacket } from 'aedes'
+import type { Readable } from 'node:stream'
+import type { Logger } from '../log/logger.js'
+import { dropWillDelayInterval } from './will-delay.js'
+
+/** What a durable store offers beyond the aedes contract to keep sessions across restarts. */
+export interface SessionStore {
+  sessionConnected(clientId: string, info: { expiryIntervalSeconds: number; protocolVersion: number }): Promise<void>
+  sessionDisconnected(clientId: string, atMs?: number): Promise<void>
+  expiredSessions(nowMs?: number): string[]
+  deleteSession(clientId: string): Promise<void>
+  streamWill(brokers?: Record<string, unknown>): Readable
+  getWill(client: { id: string }): Promise<unknown>
+  delWill(client: { id: string; brokerId?: string }): Promise<unknown>
+}
+
+export function isSessionStore(store: object): store is SessionStore {
+  return typeof (store as Partial<SessionStore>).expiredSessions === 'function'
+}
+
+interface ClientSession {
+  sessionExpiryInterval: number
+  version: number
+}
+
+interface BrokerInternals {
+  clients: Record<string, Client | undefined>
+  _takingOver: Set<string>
+}
+
+export interface SessionLifecycle {
+  close(): void
+}
+
+/**
+ * aedes times session expiry and will delay in memory, so a restart (or a crash) forgets both.
+ * With a durable store, mqlite records when each session disconnects and
+ * - deletes every session whose Session Expiry Interval has run out, at start (time spent down
+ *   counts) and then every `sweepMs` [MQTT-3.1.2-23];
+ * - publishes at start the wills the previous run left behind (its clients lost their connection
+ *   when it stopped), after their Will Delay Interval, unless the client is back by then
+ *   [MQTT-3.1.3-9, MQTT-3.1.2-8].
+ */
+export function manageSessions(broker: Aedes, store: SessionStore, logger: Logger, sweepMs = 1000): SessionLifecycle {
+  const internals = broker as unknown as BrokerInternals
+  const report = (what: string) => (err: unknown) => logger.error({ err }, what)
+  broker.on('clientReady', (client) => {
+    const session = client as unknown as ClientSession
+    store
+      .sessionConnected(client.id, { expiryIntervalSeconds: session.sessionExpiryInterval, protocolVersion: session.version })
+      .catch(report('cannot record a session'))
+  })
+  broker.on('clientDisconnect', (client) => {
+    // a new connection is taking this session over: it owns the record now
+    if (internals._takingOver.has(client.id)) return
+    const session = client as unknown as ClientSession
+    const ended = session.sessionExpiryInterval === 0
+    ;(ended ? store.deleteSession(client.id) : store.sessionDisconnected(client.id)).catch(report('cannot record a disconnect'))
+  })
+
+  const expiring = new Set<string>()
+  const sweep = (): void => {
+    for (const clientId of store.expiredSessions(Date.now())) {
+      if (internals.clients[clientId] || expiring.has(clientId)) continue
+      expiring.add(clientId)
+      // [MQTT-3.1.2-10] a will still waiting (its delay outlasts the session) goes out now
+      publishStoredWill(broker, store, logger, clientId)
+        .then(() => store.deleteSession(clientId))
+        .then(() => logger.info({ clientId }, 'session expired'), report('cannot delete an expired session'))
+        .finally(() => expiring.delete(clientId))
+    }
+  }
+  sweep()
+  const timer = setInterval(sweep, sweepMs)
+  timer.unref()
+  const willTimers = new Set<NodeJS.Timeout>()
+  publishLeftoverWills(broker, store, logger, willTimers).catch(report('cannot read the wills left by the previous run'))
+
+  return {
+    close() {
+      clearInterval(timer)
+      for (const t of willTimers) clearTimeout(t)
+      willTimers.clear()
+    },
+  }
+}
+
+/** Publishes the will stored for a client, if any, and deletes it. */
+async function publishStoredWill(broker: Aedes, store: SessionStore, logger: Logger, clientId: string): Promise<void> {
+  const will = (await store.getWill({ id: clientId })) as (PublishPacket & { brokerId?: string }) | undefined
+  if (!will) return
+  dropWillDelayInterval(will)
+  await new Promise<void>((resolve) => {
+    broker.publish(will, (err) => {
+      if (err) logger.error({ err, clientId }, 'cannot publish a will')
+      else logger.info({ clientId, topic: will.topic }, 'published the will of a session that ended while away')
+      resolve()
+    })
+  })
+  await store.delWill({ id: clientId, ...(will.brokerId ? { brokerId: will.brokerId } : {}) })
+}
+
+async function publishLeftoverWills(broker: Aedes, store: SessionStore, logger: Logger, timers: Set<NodeJS.Timeout>): Promise<void> {
+  const internals = broker as unknown as BrokerInternals
+  const leftovers: Array<PublishPacket & { clientId: string; brokerId?: string }> = []
+  for await (const will of store.streamWill({ [broker.id]: Date.now() })) leftovers.push(will as (typeof leftovers)[number])
+  for (const will of leftovers) {
+    const delaySeconds = (will.properties as { willDelayInterval?: number } | undefined)?.willDelayInterval ?? 0
+    const fire = (): void => {
+      if (internals.clients[will.clientId]) return // back before the delay ran out: no will
+      publishStoredWill(broker, store, logger, will.clientId).catch((err: unknown) => logger.error({ err }, 'cannot publish a will'))
+    }
+    if (delaySeconds <= 0) {
+      fire()
+      continue
+    }
+    const timer = setTimeout(() => {
+      timers.delete(timer)
+      fire()
+    }, delaySeconds * 1000)
+    timer.unref()
+    timers.add(timer)
+  }
+}
