@@ -89,8 +89,7 @@ export function startSysTopics(options: SysTopicsOptions): SysTopics {
     const snapshot = snapshotClients(broker, store)
     const connected = broker.connectedClients
     maximumConnected = Math.max(maximumConnected, connected)
-    const offline =
-      store.sessions !== undefined ? Math.max(0, store.sessions - snapshot.persistentOnline) : stats.offlineSessions.size
+    const offline = store.sessions !== undefined ? Math.max(0, store.sessions - snapshot.connected) : stats.offlineSessions.size
     const now = totals()
     updateLoads(now)
     const out: Array<[string, string | number]> = [

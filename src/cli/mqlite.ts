@@ -1,11 +1,9 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError, Option } from 'commander'
-import { createRequire } from 'node:module'
 import { formatConfigReference } from '../config/reference.js'
+import { mqliteVersion } from '../version.js'
 import { runStart, type StartFlags } from './start.js'
 
-const require = createRequire(import.meta.url)
-const { version } = require('../../package.json') as { version: string }
 
 function portNumber(value: string): number {
   const n = Number(value)
@@ -19,7 +17,7 @@ const collect = (value: string, previous: string[] = []): string[] => [...previo
 // tasks are subcommands.
 const program = new Command('mqlite')
   .description('A durable MQTT 3.1/3.1.1/5.0 broker for IoT fleets. Without a command: run the broker.')
-  .version(version)
+  .version(mqliteVersion())
   .option('-c, --config <file>', 'YAML or JSON config file (env MQLITE_CONFIG)')
   .option('--host <address>', 'bind address of the first listener')
   .option('-p, --port <port>', 'port of the first listener (0 picks a free one)', portNumber)

@@ -1,0 +1,198 @@
+import type { Aedes, AedesPublishPacket, Client } from 'aedes'
+import type { EventEmitter } from 'node:events'
+import { onClientCreated } from '../broker/client-setup.js'
+import { connectionInfo } from '../broker/connection-info.js'
+import { CONNECT_RESULTS, connectResult, type BrokerStats, type CountingSocket } from './broker-stats.js'
+import { createPublishTracker } from './publish-tracker.js'
+
+// Where each number comes from, in aedes 2.0.0-beta.1 (see docs/metrics.md for the meanings):
+// - received: the connection's MQTT parser, before aedes looks at the packet;
+// - sent, latency: `authorizeForward`, the last synchronous step before aedes writes a PUBLISH
+//   (after the delivery planner chose the QoS and the outbound window let it go);
+// - no_subscribers: the `published` hook, once aedes has offered the message to every live
+//   subscription (broker.subscribe listeners) and to the offline queues;
+// - expired, not_authorized on the queue drain: `authorizeForward` again (aedes decides those
+//   right after it, from the same fields);
+// - too_large (inbound): the clientError/connectionError aedes emits when it refuses the frame;
+// - connections, bytes, attempts: the transport socket and the CONNACK event, once per connection.
+
+/** Fields of aedes's objects read here; not in its typings. */
+interface ClientInternals {
+  _parser: EventEmitter
+  _cleanStart?: boolean
+  connackSent?: boolean
+}
+type Deliver = (packet: TrackedPacket, callback: () => void) => void
+
+/** An incoming PUBLISH as the parser emits it, with the stamps this module adds. */
+interface IncomingPublish {
+  cmd: string
+  qos?: number
+  retain?: boolean
+  /** performance.now() when the parser produced it */
+  mqliteReceivedAt?: number
+  /** the broker counter aedes gives it in publish() */
+  mqliteSeq?: number
+}
+
+type TrackedPacket = AedesPublishPacket & { writeCallback?: unknown; messageExpiry?: number }
+
+interface BrokerInternals {
+  counter: number
+  persistence: { outgoingEnqueueCombi(subs: unknown[], packet: TrackedPacket): Promise<void> }
+  publish(packet: IncomingPublish, client: unknown, done: unknown): void
+  subscribe(topic: string, deliver: Deliver, done: unknown): void
+  unsubscribe(topic: string, deliver: Deliver, done: unknown): void
+}
+
+/**
+ * Feeds `stats` from a running aedes broker. Everything per message is a typed-array increment,
+ * a performance.now() and a couple of property writes; the rest happens once per connection.
+ * Call it once, right after the broker is created and before any listener accepts.
+ */
+export function instrumentBroker(broker: Aedes, stats: BrokerStats): void {
+  const internals = broker as unknown as BrokerInternals
+  const tracker = createPublishTracker()
+  const brokerId = broker.id
+  const { received, sent, latency } = stats
+  const failed = CONNECT_RESULTS.indexOf('failed')
+
+  // PUBLISH in: counted and time-stamped as the parser emits it. aedes's parser listener is
+  // replaced by one that does this first: a second listener would make every emit copy the
+  // listener array.
+  const countIncoming = (packet: IncomingPublish): void => {
+    if (packet.cmd !== 'publish') return
+    received[packet.qos ?? 0]!++
+    packet.mqliteReceivedAt = performance.now()
+  }
+
+  onClientCreated(broker, (client) => {
+    const c = client as unknown as Client & ClientInternals
+    const parser = c._parser
+    const [handlePacket] = parser.listeners('packet') as Array<(this: EventEmitter, packet: IncomingPublish) => void>
+    if (handlePacket) {
+      parser.removeListener('packet', handlePacket)
+      parser.on('packet', function (this: EventEmitter, packet: IncomingPublish) {
+        countIncoming(packet)
+        handlePacket.call(this, packet)
+      })
+    }
+
+    // Connections and bytes: the transport socket (the HTTP upgrade socket for WebSockets) keeps
+    // its own byte counts, read when scraped; only its end is recorded here.
+    const listener = stats.listener(connectionInfo(client)?.listener ?? 'unknown')
+    const socket = (client.req?.socket ?? client.conn) as unknown as CountingSocket & EventEmitter
+    listener.open++
+    listener.sockets.add(socket)
+    socket.once('close', () => {
+      listener.open--
+      listener.sockets.delete(socket)
+      listener.closedBytesIn += socket.bytesRead ?? 0
+      listener.closedBytesOut += socket.bytesWritten ?? 0
+      // No CONNACK went out: timed out, broken, or not MQTT at all.
+      if (c.connackSent !== true) listener.attempts[failed]!++
+    })
+  })
+
+  // A subscription matched. Every live subscription reaches mqemitter through broker.subscribe:
+  // each client's (aedes) and each shared-subscription group's (mqlite), so the listener is
+  // wrapped there, once per subscribe. Like aedes, a filter starting with a wildcard does not
+  // match a $-topic [MQTT-4.7.2-1].
+  const wrappers = new WeakMap<Deliver, Deliver>()
+  const subscribe = internals.subscribe
+  const unsubscribe = internals.unsubscribe
+  internals.subscribe = function (this: BrokerInternals, topic, deliver, done) {
+    const wildcard = topic.charCodeAt(0) === 43 /* + */ || topic.charCodeAt(0) === 35 /* # */
+    const wrapped: Deliver = (packet, callback) => {
+      if (packet.brokerId === brokerId && !(wildcard && packet.topic.charCodeAt(0) === 36 /* $ */)) {
+        tracker.markMatched(packet.brokerCounter)
+      }
+      deliver(packet, callback)
+    }
+    wrappers.set(deliver, wrapped)
+    subscribe.call(this, topic, wrapped, done)
+  }
+  internals.unsubscribe = function (this: BrokerInternals, topic, deliver, done) {
+    unsubscribe.call(this, topic, wrappers.get(deliver) ?? deliver, done)
+  }
+
+  broker.on('connackSent', (packet, client) => {
+    const code = (packet as { returnCode?: number; reasonCode?: number }).returnCode ?? packet.reasonCode ?? 0
+    const listener = stats.listener(connectionInfo(client)?.listener ?? 'unknown')
+    listener.attempts[CONNECT_RESULTS.indexOf(connectResult(code))]!++
+  })
+
+  // The broker counter aedes will give this publish is the next one: aedes's publish() builds
+  // its packet (`++broker.counter`) before anything else can. Recorded before the call, because
+  // live deliveries start inside it.
+  const publish = internals.publish
+  internals.publish = function (this: BrokerInternals, packet, client, done) {
+    const receivedAt = packet.mqliteReceivedAt
+    if (receivedAt !== undefined) {
+      const seq = this.counter + 1
+      packet.mqliteSeq = seq
+      tracker.record(seq, receivedAt)
+    }
+    publish.call(this, packet, client, done)
+  }
+
+  // Offline sessions matched count as subscribers too.
+  const persistence = internals.persistence
+  const enqueue = persistence.outgoingEnqueueCombi.bind(persistence)
+  persistence.outgoingEnqueueCombi = (subs, packet) => {
+    if (subs.length > 0 && packet.brokerId === brokerId) tracker.markMatched(packet.brokerCounter)
+    return enqueue(subs, packet)
+  }
+
+  // After aedes offered the message to every subscription: nobody matched means it went nowhere.
+  // A retained message is kept for future subscribers, so it is not a drop.
+  const published = broker.published
+  broker.published = (packet, client, callback) => {
+    const seq = (packet as IncomingPublish).mqliteSeq
+    if (seq !== undefined && packet.retain !== true && tracker.matched(seq) === false) stats.drop('no_subscribers')
+    published.call(broker, packet, client, callback)
+  }
+
+  // PUBLISH out. Live deliveries reach here once per subscriber with the QoS they will be sent
+  // at; the reconnect queue drain reaches here with aedes's QoSPacket (the only caller that has
+  // `writeCallback` set already), which aedes then drops if it expired or the session restarted.
+  const authorizeForward = broker.authorizeForward
+  broker.authorizeForward = (client, packet) => {
+    const out = authorizeForward.call(broker, client, packet) as TrackedPacket | null | undefined
+    const p = packet as TrackedPacket
+    if (p.writeCallback !== undefined) {
+      const c = client as unknown as Client & ClientInternals
+      if (c.clean || c._cleanStart === true) return out // the old session's queue is discarded
+      if (!out) stats.drop('not_authorized')
+      else if (p.messageExpiry !== undefined && p.messageExpiry <= Date.now()) stats.drop('expired')
+      else sent[out.qos]!++
+      return out
+    }
+    if (!out) {
+      stats.drop('not_authorized')
+      return out
+    }
+    sent[out.qos]!++
+    if (p.brokerId === brokerId) {
+      const ageMs = tracker.ageMs(p.brokerCounter, performance.now())
+      if (ageMs >= 0) latency.observe(ageMs / 1000)
+    }
+    return out
+  }
+
+  // Inbound frames over the broker's maximum packet size (aedes refuses them with this error).
+  const countTooLarge = (_client: Client, err: Error): void => {
+    if (err.message === 'packet too large') stats.drop('too_large')
+  }
+  broker.on('clientError', countTooLarge)
+  broker.on('connectionError', countTooLarge)
+
+  // Offline persistent sessions, as this process saw them: exact for the memory store (whose
+  // sessions live exactly as long as the process); a store that reports its own session count
+  // is preferred by the registry.
+  broker.on('client', (client) => stats.offlineSessions.delete(client.id))
+  broker.on('clientDisconnect', (client) => {
+    if (!client.clean) stats.offlineSessions.add(client.id)
+  })
+  broker.on('sessionExpired', (client) => stats.offlineSessions.delete(client.id))
+}
