@@ -1,0 +1,129 @@
+// Brokers under test, each started as a child process on a port we pick, pinned to core 0 when
+// taskset exists, and considered ready once its port accepts TCP connections.
+import { spawn, spawnSync } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, connect as tcpConnect } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+export interface RunningBroker {
+  name: string
+  url: string
+  port: number
+  pid: number
+  /** Resident memory of the broker process, in KiB (from /proc). */
+  rssKiB(): number
+  stop(): Promise<void>
+}
+
+export interface BrokerTarget {
+  name: string
+  start(): Promise<RunningBroker>
+}
+
+export function commandExists(command: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.once('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))))
+    })
+  })
+}
+
+export function readRssKiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)
+  if (!match) throw new Error(`no VmRSS for pid ${pid}`)
+  return Number(match[1])
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = tcpConnect(port, '127.0.0.1')
+    socket.once('connect', () => {
+      socket.destroy()
+      resolve(true)
+    })
+    socket.once('error', () => resolve(false))
+  })
+}
+
+/** Spawns, then waits for the port, racing an early exit of the child (which fails fast). */
+async function launch(name: string, command: string, args: string[], port: number, cleanup: () => void, pin: boolean): Promise<RunningBroker> {
+  const [file, argv] = pin ? ['taskset', ['-c', '0', command, ...args]] : [command, args]
+  const child: ChildProcess = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
+  // Keep the tail of both streams (mqlite logs JSON to stdout) to explain a failed start.
+  let output = ''
+  const keep = (chunk: Buffer): void => {
+    output = (output + chunk.toString()).slice(-4000)
+  }
+  child.stdout?.on('data', keep)
+  child.stderr?.on('data', keep)
+  let exited = false
+  const exit = new Promise<void>((resolve) => child.once('exit', () => ((exited = true), resolve())))
+  const deadline = Date.now() + 30_000
+  while (!(await canConnect(port))) {
+    if (exited || Date.now() > deadline) {
+      child.kill('SIGKILL')
+      cleanup()
+      throw new Error(`${name} did not start on port ${port}${exited ? ` (exited: ${output.trim()})` : ''}`)
+    }
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  const pid = child.pid
+  if (pid === undefined) throw new Error(`${name}: no pid`)
+  let stopping: Promise<void> | undefined
+  return {
+    name,
+    url: `mqtt://127.0.0.1:${port}`,
+    port,
+    pid,
+    rssKiB: () => readRssKiB(pid),
+    stop() {
+      stopping ??= (async () => {
+        if (!exited) {
+          child.kill('SIGTERM')
+          const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+          await exit
+          clearTimeout(timer)
+        }
+        cleanup()
+      })()
+      return stopping
+    },
+  }
+}
+
+export function mqliteTarget(store: 'memory' | 'sqlite', pin: boolean, repoRoot: string): BrokerTarget {
+  return {
+    name: `mqlite-${store}`,
+    async start() {
+      const port = await freePort()
+      const dataDir = mkdtempSync(join(tmpdir(), 'mqlite-bench-'))
+      const args = ['--import', 'tsx', join(repoRoot, 'src/cli/mqlite.ts'), '--host', '127.0.0.1', '--port', String(port), '--store', store, '--data-dir', dataDir, '--log-level', 'warn', '--no-metrics']
+      return launch(`mqlite-${store}`, process.execPath, args, port, () => rmSync(dataDir, { recursive: true, force: true }), pin)
+    },
+  }
+}
+
+export function mosquittoTarget(pin: boolean): BrokerTarget {
+  return {
+    name: 'mosquitto',
+    async start() {
+      const port = await freePort()
+      const dir = mkdtempSync(join(tmpdir(), 'mosquitto-bench-'))
+      const conf = join(dir, 'mosquitto.conf')
+      // In-memory like mqlite-memory: no persistence file; unlimited connections and queues so
+      // the durable scenario measures the broker, not a default cap.
+      writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'max_connections -1', 'max_queued_messages 0', 'max_inflight_messages 0', 'persistence false', ''].join('\n'))
+      return launch('mosquitto', 'mosquitto', ['-c', conf], port, () => rmSync(dir, { recursive: true, force: true }), pin)
+    },
+  }
+}

@@ -1,0 +1,219 @@
+// The benchmark scenarios. Each runs against one freshly started broker and returns named
+// metrics; the harness repeats, interleaves and takes medians.
+import { connect, connectAsync } from 'mqtt'
+import type { RunningBroker } from './brokers.js'
+import { closeClients, collect, connectClients, publishWindowed } from './load.js'
+import { connectRaw } from './raw-mqtt.js'
+import type { RawClient } from './raw-mqtt.js'
+import type { QoS } from './load.js'
+import { runScenario } from '../index.js'
+
+export interface Metric {
+  key: string
+  label: string
+  value: number
+  unit: string
+  better: 'higher' | 'lower'
+}
+
+export interface ScenarioResult {
+  metrics: Metric[]
+  notes: string[]
+}
+
+export interface BenchScenario {
+  name: string
+  description: string
+  run(broker: RunningBroker, quick: boolean): Promise<ScenarioResult>
+}
+
+const PAYLOAD_64 = Buffer.alloc(64, 0x61)
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** Waits until the raw clients received `expected` in total, or nothing arrived for `idleMs`. */
+async function awaitReceived(clients: readonly RawClient[], expected: number, idleMs: number): Promise<{ received: number; lastAt: number }> {
+  let last = -1
+  let lastChange = performance.now()
+  for (;;) {
+    const received = clients.reduce((s, c) => s + c.received, 0)
+    if (received >= expected) break
+    if (received !== last) {
+      last = received
+      lastChange = performance.now()
+    } else if (performance.now() - lastChange > idleMs) break
+    await sleep(20)
+  }
+  return { received: clients.reduce((s, c) => s + c.received, 0), lastAt: Math.max(...clients.map((c) => c.lastReceivedAt)) }
+}
+
+function fanIn(qos: QoS): BenchScenario {
+  return {
+    name: `fanin-qos${qos}`,
+    description: `QoS ${qos} fan-in: 10 publishers, 64-byte payloads, 1 subscriber`,
+    async run(broker, quick) {
+      const total = quick ? 50_000 : qos === 0 ? 1_000_000 : qos === 1 ? 300_000 : 150_000
+      const publishers = 10
+      const sub = await connectRaw(broker.port, `bench-fanin-sub-${qos}`)
+      const pubs = await Promise.all(Array.from({ length: publishers }, (_, i) => connectRaw(broker.port, `bench-fanin-pub-${qos}-${i}`)))
+      try {
+        await sub.subscribe('bench/fanin/#', qos)
+        const t0 = performance.now()
+        await Promise.all(pubs.map((p, i) => p.flood(`bench/fanin/${i}`, PAYLOAD_64, qos, total / publishers, 1000)))
+        const publishedAt = performance.now()
+        const r = await awaitReceived([sub], total, 5000)
+        return {
+          metrics: [
+            { key: 'rate', label: 'msg/s received', value: r.received / ((r.lastAt - t0) / 1000), unit: 'msg/s', better: 'higher' },
+            // QoS 0 has no acknowledgement; "written" would only measure socket buffers.
+            ...(qos === 0 ? [] : [{ key: 'publishRate', label: 'msg/s acknowledged', value: total / ((publishedAt - t0) / 1000), unit: 'msg/s', better: 'higher' as const }]),
+          ],
+          notes: r.received < total ? [`received ${r.received}/${total}`] : [],
+        }
+      } finally {
+        await Promise.all([sub, ...pubs].map((c) => c.close()))
+      }
+    },
+  }
+}
+
+const fanOut: BenchScenario = {
+  name: 'fanout',
+  description: 'fan-out 1 -> 100 subscribers, QoS 0, 64-byte payloads',
+  async run(broker, quick) {
+    const messages = quick ? 1000 : 10_000
+    const subs = await Promise.all(Array.from({ length: 100 }, (_, i) => connectRaw(broker.port, `bench-fanout-sub-${i}`)))
+    const pub = await connectRaw(broker.port, 'bench-fanout-pub')
+    try {
+      await Promise.all(subs.map((s) => s.subscribe('bench/fanout', 0)))
+      const t0 = performance.now()
+      await pub.flood('bench/fanout', PAYLOAD_64, 0, messages, 0)
+      const r = await awaitReceived(subs, messages * subs.length, 5000)
+      return {
+        metrics: [{ key: 'rate', label: 'deliveries/s', value: r.received / ((r.lastAt - t0) / 1000), unit: 'msg/s', better: 'higher' }],
+        notes: r.received < messages * subs.length ? [`received ${r.received}/${messages * subs.length}`] : [],
+      }
+    } finally {
+      await Promise.all([...subs, pub].map((c) => c.close()))
+    }
+  },
+}
+
+const latency: BenchScenario = {
+  name: 'latency',
+  description: 'end-to-end latency at a fixed rate below saturation (device simulator, QoS 1)',
+  async run(broker, quick) {
+    const devices = quick ? 50 : 200
+    const report = await runScenario(
+      {
+        name: 'bench-latency',
+        broker: { url: broker.url, protocol: 4 },
+        seed: 1,
+        duration: quick ? '3s' : '10s',
+        grace: '3s',
+        profiles: [{ name: 'lat', count: devices, publish: { topic: 'bench/lat/{deviceId}', rate: '10/s', qos: 1, payload: { format: 'binary', size: 64 } } }],
+      },
+      { workers: 0 },
+    )
+    const l = report.latencyMs
+    return {
+      metrics: [
+        { key: 'p50', label: `p50 ms @${devices * 10}/s`, value: l.p50, unit: 'ms', better: 'lower' },
+        { key: 'p99', label: `p99 ms @${devices * 10}/s`, value: l.p99, unit: 'ms', better: 'lower' },
+        { key: 'p999', label: `p99.9 ms @${devices * 10}/s`, value: l.p999, unit: 'ms', better: 'lower' },
+      ],
+      notes: report.messages.lost > 0 ? [`${report.messages.lost} lost`] : [],
+    }
+  },
+}
+
+const idleConnections: BenchScenario = {
+  name: 'idle',
+  description: 'idle connections: broker memory per connection (VmRSS delta)',
+  async run(broker, quick) {
+    const count = quick ? 1000 : 10_000
+    await sleep(500)
+    const before = broker.rssKiB()
+    const clients = await connectClients(broker.url, count, (i) => ({ clientId: `bench-idle-${i}`, keepalive: 600 }), 250)
+    try {
+      await sleep(2000) // let the broker settle its per-connection allocations
+      const after = broker.rssKiB()
+      return {
+        metrics: [{ key: 'kibPerConn', label: `KiB/connection (${count})`, value: (after - before) / count, unit: 'KiB', better: 'lower' }],
+        notes: [],
+      }
+    } finally {
+      await closeClients(clients)
+    }
+  },
+}
+
+const retained: BenchScenario = {
+  name: 'retained',
+  description: 'retained messages delivered to one wildcard subscriber',
+  async run(broker, quick) {
+    const count = quick ? 10_000 : 100_000
+    const [pub] = await connectClients(broker.url, 1, () => ({ clientId: 'bench-retained-pub' }))
+    try {
+      // QoS 1 so every retained message is stored before the subscriber arrives.
+      const stored = await publishWindowed(pub!, { count, qos: 1, window: 1000, retain: true, topic: (i) => `bench/retained/${i % 100}/${i}`, payload: () => PAYLOAD_64 })
+      const sub = await connectAsync(broker.url, { clientId: 'bench-retained-sub', reconnectPeriod: 0, protocolVersion: 4 })
+      try {
+        const receiving = collect([sub], count, 10_000)
+        const t0 = performance.now()
+        await sub.subscribeAsync('bench/retained/#', { qos: 0 })
+        const r = await receiving.done
+        const seconds = (r.lastAt - t0) / 1000
+        return {
+          metrics: [
+            { key: 'seconds', label: `s to receive ${count}`, value: seconds, unit: 's', better: 'lower' },
+            { key: 'rate', label: 'retained msg/s', value: r.received / seconds, unit: 'msg/s', better: 'higher' },
+          ],
+          notes: r.received < count || stored.failed > 0 ? [`received ${r.received}/${count}`] : [],
+        }
+      } finally {
+        await closeClients([sub])
+      }
+    } finally {
+      await closeClients([pub!])
+    }
+  },
+}
+
+const durable: BenchScenario = {
+  name: 'durable',
+  description: 'QoS 1 publishes PUBACKed while 10 persistent subscribers are offline',
+  async run(broker, quick) {
+    const count = quick ? 10_000 : 100_000
+    const sessionOptions = (i: number) => ({ clientId: `bench-durable-sub-${i}`, clean: false })
+    const subs = await connectClients(broker.url, 10, sessionOptions)
+    await Promise.all(subs.map((s) => s.subscribeAsync('bench/durable/#', { qos: 1 })))
+    await closeClients(subs)
+    const pubs = await connectClients(broker.url, 10, (i) => ({ clientId: `bench-durable-pub-${i}` }))
+    try {
+      await sleep(500)
+      const before = broker.rssKiB()
+      const t0 = performance.now()
+      const results = await Promise.all(pubs.map((p, i) => publishWindowed(p, { count: count / 10, qos: 1, window: 500, topic: () => `bench/durable/${i}`, payload: () => PAYLOAD_64 })))
+      const seconds = (performance.now() - t0) / 1000
+      const acked = results.reduce((s, r) => s + r.acked, 0)
+      const after = broker.rssKiB()
+      // Check the backlog really was queued: one subscriber comes back and drains its session.
+      // Listen before the CONNACK: the broker sends the queue right behind it.
+      const back = connect(broker.url, { ...sessionOptions(0), reconnectPeriod: 0, protocolVersion: 4 })
+      const draining = collect([back], count, 5000)
+      const drained = await draining.done
+      await closeClients([back])
+      return {
+        metrics: [
+          { key: 'rate', label: 'PUBACKed msg/s', value: acked / seconds, unit: 'msg/s', better: 'higher' },
+          { key: 'rssGrowth', label: `RSS growth KiB (${count * 10} queued)`, value: after - before, unit: 'KiB', better: 'lower' },
+        ],
+        notes: drained.received < count ? [`a returning subscriber got ${drained.received}/${count} queued messages`] : [],
+      }
+    } finally {
+      await closeClients(pubs)
+    }
+  },
+}
+
+export const SCENARIOS: readonly BenchScenario[] = [fanIn(0), fanIn(1), fanIn(2), fanOut, latency, idleConnections, retained, durable]

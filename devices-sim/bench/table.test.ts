@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest'
+import { formatTable, median, medians } from './table.js'
+import type { RunRecord } from './table.js'
+
+const rec = (broker: string, repetition: number, value: number, error?: string): RunRecord => ({
+  scenario: 'fanin-qos0',
+  broker,
+  repetition,
+  metrics: error ? [] : [{ key: 'rate', label: 'msg/s', value, unit: 'msg/s', better: 'higher' }],
+  notes: [],
+  loadCpuPercent: 50 + repetition,
+  ...(error ? { error } : {}),
+})
+
+describe('bench table', () => {
+  it('takes medians, ignoring failed runs', () => {
+    expect(median([3, 1, 2])).toBe(2)
+    expect(median([4, 1, 3, 2])).toBe(2.5)
+    expect(median([Number.NaN])).toBeNaN()
+    const rows = medians([rec('mosquitto', 1, 100), rec('mosquitto', 2, 300), rec('mosquitto', 3, 200), rec('mqlite-memory', 1, 50), rec('mqlite-memory', 2, 0, 'boom')], ['mosquitto', 'mqlite-memory'])
+    expect(rows).toHaveLength(1)
+    expect(rows[0]!.values).toEqual({ mosquitto: 200, 'mqlite-memory': 50 })
+  })
+
+  it('prints ratios against mosquitto', () => {
+    const rows = medians([rec('mosquitto', 1, 200_000), rec('mqlite-memory', 1, 100_000)], ['mosquitto', 'mqlite-memory'])
+    const table = formatTable(rows, ['mosquitto', 'mqlite-memory'])
+    expect(table).toContain('mqlite-memory (x mosquitto)')
+    expect(table).toMatch(/fanin-qos0\s+msg\/s ↑\s+200,000\s+100,000 \(0\.50x\)\s+51%/)
+  })
+})

@@ -1,0 +1,76 @@
+// Medians across repetitions and the side-by-side table with ratios against Mosquitto.
+import type { Metric } from './scenarios.js'
+
+export interface RunRecord {
+  scenario: string
+  broker: string
+  repetition: number
+  metrics: Metric[]
+  notes: string[]
+  loadCpuPercent: number
+  error?: string
+}
+
+export interface MedianRow {
+  scenario: string
+  key: string
+  label: string
+  better: 'higher' | 'lower'
+  /** broker -> median value (NaN when every run failed) */
+  values: Record<string, number>
+  /** broker -> median load-generator CPU, % of one core */
+  loadCpu: Record<string, number>
+}
+
+export function median(values: readonly number[]): number {
+  const sorted = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b)
+  if (sorted.length === 0) return Number.NaN
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2
+}
+
+export function medians(records: readonly RunRecord[], brokers: readonly string[]): MedianRow[] {
+  const rows: MedianRow[] = []
+  const scenarios = [...new Set(records.map((r) => r.scenario))]
+  for (const scenario of scenarios) {
+    const ofScenario = records.filter((r) => r.scenario === scenario)
+    const metricDefs = new Map<string, Metric>()
+    for (const r of ofScenario) for (const m of r.metrics) if (!metricDefs.has(m.key)) metricDefs.set(m.key, m)
+    for (const def of metricDefs.values()) {
+      const values: Record<string, number> = {}
+      const loadCpu: Record<string, number> = {}
+      for (const broker of brokers) {
+        const runs = ofScenario.filter((r) => r.broker === broker)
+        values[broker] = median(runs.map((r) => r.metrics.find((m) => m.key === def.key)?.value ?? Number.NaN))
+        loadCpu[broker] = median(runs.filter((r) => !r.error).map((r) => r.loadCpuPercent))
+      }
+      rows.push({ scenario, key: def.key, label: def.label, better: def.better, values, loadCpu })
+    }
+  }
+  return rows
+}
+
+function formatValue(value: number): string {
+  if (!Number.isFinite(value)) return 'failed'
+  if (Math.abs(value) >= 1000) return Math.round(value).toLocaleString('en-US')
+  if (Math.abs(value) >= 10) return value.toFixed(1)
+  return value.toFixed(2)
+}
+
+export function formatTable(rows: readonly MedianRow[], brokers: readonly string[], baseline = 'mosquitto'): string {
+  const hasBaseline = brokers.includes(baseline)
+  const header = ['scenario', 'metric', ...brokers.map((b) => (hasBaseline && b !== baseline ? `${b} (x ${baseline})` : b)), 'load cpu']
+  const body = rows.map((row) => {
+    const base = row.values[baseline]
+    const cells = brokers.map((b) => {
+      const v = row.values[b] ?? Number.NaN
+      if (!hasBaseline || b === baseline || base === undefined || !Number.isFinite(base) || base === 0 || !Number.isFinite(v)) return formatValue(v)
+      return `${formatValue(v)} (${(v / base).toFixed(2)}x)`
+    })
+    const cpu = Math.max(...brokers.map((b) => row.loadCpu[b] ?? 0).filter(Number.isFinite))
+    return [row.scenario, `${row.label} ${row.better === 'higher' ? '↑' : '↓'}`, ...cells, Number.isFinite(cpu) ? `${Math.round(cpu)}%` : '-']
+  })
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => (r[i] ?? '').length)))
+  const line = (cells: readonly string[]) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ')
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n')
+}
