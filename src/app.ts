@@ -1,5 +1,11 @@
 import type { Aedes } from 'aedes'
-import { allowAllAuthorizer, type Authorizer } from './auth/authorizer.js'
+import type { Authorizer } from './auth/authorizer.js'
+import { AuthStats } from './auth/auth-stats.js'
+import { createFileAuthorizer, type FileAuthorizer } from './auth/file-authorizer.js'
+import { describeListenerAuth } from './auth/listener-auth.js'
+import { createConnectionGate, type ConnectionGate } from './limits/connection-gate.js'
+import { LimitStats } from './limits/limit-stats.js'
+import type { RetainedLimit } from './limits/retained-limit.js'
 import { createAedes } from './broker/create-aedes.js'
 import { isSessionStore, manageSessions, type SessionLifecycle } from './broker/session-lifecycle.js'
 import { SHARE_PREFIX, hasSubscriptionListing, type SharedSubscriptions } from './broker/shared-subscriptions.js'
@@ -30,6 +36,14 @@ export interface MqliteBroker {
   readonly listeners: readonly Listener[]
   /** Counters, the metrics HTTP endpoint and $SYS topics. */
   readonly metrics: BrokerMetrics
+  /** Refused logins and denied actions, limits hit, open connections, retained totals. */
+  readonly security: BrokerSecurity
+  /**
+   * SIGHUP: re-reads the password and ACL files and the TLS certificates, without dropping any
+   * connection. Every part is tried; throws an AggregateError naming what failed (that part keeps
+   * its previous state).
+   */
+  reload(): void
   /** Opens the store, starts aedes and binds every listener. Rejects (and cleans up) on any failure. */
   listen(): Promise<void>
   /**
@@ -39,11 +53,26 @@ export interface MqliteBroker {
   close(): Promise<void>
 }
 
+/** Counters a metrics collector reads at scrape time; see src/auth/auth-stats.ts and src/limits/limit-stats.ts. */
+export interface BrokerSecurity {
+  readonly auth: AuthStats
+  readonly limits: LimitStats
+  readonly connections: ConnectionGate['open']
+  /** retained messages and bytes counted against the limits, once listening */
+  readonly retained: RetainedLimit | undefined
+}
+
 /** Builds a broker from a config object (validated here; bad input throws a ConfigError). */
 export function createBroker(input: ConfigInput | Config = {}, options: BrokerOptions = {}): MqliteBroker {
   const config = validateConfig(input)
   const logger = options.logger ?? createLogger(config.log)
-  const authorizer = options.authorizer ?? allowAllAuthorizer
+  const authStats = new AuthStats()
+  const limitStats = new LimitStats()
+  const gate = createConnectionGate(config.limits, limitStats)
+  // Built from `auth` in listen() (it reads files) unless the caller brings its own.
+  let fileAuthorizer: FileAuthorizer | undefined
+  let authorizer: Authorizer | undefined = options.authorizer
+  let retained: RetainedLimit | undefined
   let state: BrokerState = 'idle'
   let store: Store | undefined
   let aedes: Aedes | undefined
@@ -59,8 +88,18 @@ export function createBroker(input: ConfigInput | Config = {}, options: BrokerOp
     try {
       // First, so /readyz can answer 503 while the rest starts.
       await metrics.listen()
+      if (!authorizer) authorizer = fileAuthorizer = createFileAuthorizer(config.auth, authStats)
       store = createStore(config, logger, { onCommit: metrics.observeCommit, onDrop: metrics.drop })
-      const core = await createAedes({ config, store, authorizer, logger, onDrop: metrics.drop })
+      const core = await createAedes({
+        config,
+        store,
+        authorizer,
+        logger,
+        onDrop: metrics.drop,
+        limitStats,
+        onDenied: (action, client, topic) => authStats.recordDenied(action, client.id, topic),
+      })
+      retained = core.retained
       const broker = core.aedes
       aedes = broker
       metrics.attach(broker, store)
@@ -71,12 +110,20 @@ export function createBroker(input: ConfigInput | Config = {}, options: BrokerOp
       for (const listenerConfig of config.listeners) {
         let listenerName = ''
         const listener = await createListener(listenerConfig, (stream, req) => {
+          const remoteAddress = (req?.socket ?? (stream as { remoteAddress?: string })).remoteAddress
+          // limits first: a refused connection costs no MQTT parsing at all
+          if (gate.admit(stream, listenerName, remoteAddress) !== undefined) return
           recordConnection(stream, listenerName, req)
           broker.handle(stream, req as never)
         })
         listenerName = listener.name
         listeners.push(listener)
+        gate.registerListener(listener.name, listenerConfig.maxConnections ?? 0)
         logger.info({ listener: listener.name, url: listener.url, port: listener.address.port }, 'listener started')
+        if (fileAuthorizer) {
+          const mode = fileAuthorizer.registerListener(listener.name, listenerConfig)
+          logger.info({ listener: listener.name, ...mode }, `listener ${listener.name}: ${describeListenerAuth(mode, config.auth.passwordFile)}`)
+        }
       }
       state = 'ready'
       logger.info({ brokerId: broker.id, store: config.store.type }, 'mqlite ready')
@@ -84,6 +131,24 @@ export function createBroker(input: ConfigInput | Config = {}, options: BrokerOp
       await close()
       throw err
     }
+  }
+
+  function reload(): void {
+    const failures: unknown[] = []
+    try {
+      fileAuthorizer?.reload()
+    } catch (err) {
+      failures.push(err)
+    }
+    for (const listener of listeners) {
+      try {
+        listener.reloadCertificates?.()
+      } catch (err) {
+        failures.push(err)
+      }
+    }
+    if (failures.length > 0) throw new AggregateError(failures, `reload failed: ${failures.map((e) => (e as Error).message).join('; ')}`)
+    logger.info({ passwordFile: config.auth.passwordFile, aclFile: config.auth.aclFile }, 'reloaded password file, ACL and certificates')
   }
 
   function close(): Promise<void> {
@@ -126,6 +191,15 @@ export function createBroker(input: ConfigInput | Config = {}, options: BrokerOp
     },
     listeners,
     metrics,
+    security: {
+      auth: authStats,
+      limits: limitStats,
+      connections: gate.open,
+      get retained() {
+        return retained
+      },
+    },
+    reload,
     listen,
     close,
   }

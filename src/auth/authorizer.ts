@@ -1,12 +1,17 @@
 import type { Client } from 'aedes'
 
 /**
- * Who may connect, publish, subscribe and receive. The broker calls it from aedes's hooks; the
- * password file and ACL implement it (see the security work). The default allows everything
- * except publishing to `$SYS/`, which only the broker itself does.
+ * Who may connect, publish, subscribe and receive. The broker calls it from aedes's hooks;
+ * `createFileAuthorizer` (password file, ACL file, client certificates) implements it from the
+ * `auth` config. The default allows everything except publishing to `$SYS/`, which only the
+ * broker itself does.
  */
 export interface Authorizer {
-  /** Resolves true to accept the CONNECT credentials. */
+  /**
+   * Resolves true to accept the CONNECT credentials. To refuse with a specific CONNACK code,
+   * reject with an `AuthenticationError` (4: bad user name or password, 5: not authorized);
+   * false or any other error refuses with 5.
+   */
   authenticate(client: Client, username: string | undefined, password: Buffer | undefined): Promise<boolean> | boolean
   canPublish(client: Client | null, topic: string): boolean
   canSubscribe(client: Client, filter: string): boolean

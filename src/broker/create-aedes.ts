@@ -1,6 +1,11 @@
 import { Aedes, type AedesOptions, type Client, type Subscription } from 'aedes'
 import type { Readable } from 'node:stream'
 import type { Authorizer } from '../auth/authorizer.js'
+import type { DeniedAction } from '../auth/auth-stats.js'
+import { AuthenticationError } from '../auth/errors.js'
+import { createBrokerGuards } from '../limits/broker-guards.js'
+import { LimitStats } from '../limits/limit-stats.js'
+import { limitRetained, type RetainedLimit } from '../limits/retained-limit.js'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log/logger.js'
 import { onClientCreated } from './client-setup.js'
@@ -36,6 +41,10 @@ export interface CreateAedesOptions {
   authorizer: Authorizer
   logger: Logger
   onDrop?: DropListener
+  /** Counts the security limits hit (see src/limits). */
+  limitStats?: LimitStats
+  /** A publish or subscribe the authorizer refused. */
+  onDenied?: (action: DeniedAction, client: Client, topic: string) => void
 }
 
 /** Default Receive Maximum of MQTT 5 when the broker advertises none. */
@@ -49,11 +58,27 @@ const RECEIVE_MAXIMUM_DEFAULT = 65535
 export interface BrokerCore {
   aedes: Aedes
   shared: SharedSubscriptions
+  /** retained messages and bytes counted against limits.maxRetained* */
+  retained: RetainedLimit
 }
 
-export async function createAedes({ config, store, authorizer, logger, onDrop = noop }: CreateAedesOptions): Promise<BrokerCore> {
+export async function createAedes({
+  config,
+  store,
+  authorizer,
+  logger,
+  onDrop = noop,
+  limitStats = new LimitStats(),
+  onDenied = noop,
+}: CreateAedesOptions): Promise<BrokerCore> {
   const reportError = (err: unknown): void => logger.error({ err }, 'store error')
-  hardenStore(store, (client, filter) => authorizer.canSubscribe(client, filter), reportError)
+  const guards = createBrokerGuards({ limits: config.limits, stats: limitStats, logger, onQoS1Done: inboundQoS1Done })
+  // a subscription refused for any reason (ACL, quota) must never be persisted
+  hardenStore(
+    store,
+    (client, filter) => !guards.clients.overSubscriptionQuota(client, filter) && authorizer.canSubscribe(client, filter),
+    reportError,
+  )
   planOfflineQueue(store)
   const outgoingStream = store.outgoingStream.bind(store)
   store.outgoingStream = (client) => pacedOutgoingStream(client, outgoingStream(client))
@@ -72,14 +97,20 @@ export async function createAedes({ config, store, authorizer, logger, onDrop = 
     // Not aedes's keepaliveLimit: it refuses 3.1.1 clients with a return code 3.1.1 does not define.
     keepaliveLimit: 0,
     preConnect: (client, packet, callback) => {
+      const malformed = guards.checkConnect(client, packet)
+      if (malformed) return callback(malformed, false)
       applyServerKeepAlive(client, packet.protocolVersion ?? 4, packet.keepalive ?? 0, mqtt.maxKeepAlive)
       if (packet.protocolVersion === 5) installOutboundTopicAliases(client, packet.properties?.topicAliasMaximum ?? 0)
       callback(null, true)
     },
     authenticate: (client, username, password, callback) => {
+      const badClientId = guards.checkClientId(client)
+      if (badClientId) return callback(badClientId, false)
       Promise.resolve(authorizer.authenticate(client, username, password)).then(
         (ok) => callback(null, ok),
         (err: unknown) => {
+          // a refusal with its own CONNACK code; aedes reads err.returnCode
+          if (err instanceof AuthenticationError) return callback(err, false)
           logger.error({ err, clientId: client.id }, 'authentication failed with an error')
           callback(null, false)
         },
@@ -87,13 +118,22 @@ export async function createAedes({ config, store, authorizer, logger, onDrop = 
     },
     authorizePublish: (client, packet, callback) => {
       dropWillDelayInterval(packet)
+      if (client && guards.interceptPublish(client, packet, callback)) return
       if (authorizer.canPublish(client, packet.topic)) return callback(null)
-      if (packet.qos === 1) inboundQoS1Done(client) // answered at once with a reason code
+      if (client) onDenied('publish', client, packet.topic)
       onDrop('not_authorized')
+      // 3.1.1 has no negative PUBACK: acknowledge and drop rather than let aedes close the connection
+      if (client && client.version !== 5) return guards.ackAndDrop(client, packet, callback)
+      if (packet.qos === 1) inboundQoS1Done(client) // answered at once with a reason code
       callback(new Error('not authorized to publish'))
     },
     authorizeSubscribe: (client, sub, callback) => {
-      callback(null, authorizer.canSubscribe(client, sub.topic) ? sub : (null as unknown as Subscription))
+      const guard = guards.checkSubscribe(client, sub.topic)
+      if (guard instanceof Error) return callback(guard, null as unknown as Subscription)
+      if (guard === 'refused') return callback(null, null as unknown as Subscription)
+      if (authorizer.canSubscribe(client, sub.topic)) return callback(null, sub)
+      onDenied('subscribe', client, sub.topic)
+      callback(null, null as unknown as Subscription)
     },
     // Live deliveries are checked by the delivery planner; this covers the queue drain at reconnect.
     ...(authorizer.canReceive ? { authorizeForward: forwardIfReadable(authorizer.canReceive) } : {}),
@@ -110,6 +150,8 @@ export async function createAedes({ config, store, authorizer, logger, onDrop = 
   let broker: Aedes = undefined as unknown as Aedes
   broker = await Aedes.createBroker(options)
   usePrototypeFreeMaps(broker)
+  guards.attach(broker)
+  const retained = await limitRetained(store as unknown as Parameters<typeof limitRetained>[0], config.limits, limitStats)
   // read by the patched SUBSCRIBE and CONNACK handlers
   ;(broker as Aedes & { sharedSubscriptions: boolean }).sharedSubscriptions = mqtt.sharedSubscriptions
   const shared = new SharedSubscriptions(broker, store, reportError)
@@ -121,6 +163,7 @@ export async function createAedes({ config, store, authorizer, logger, onDrop = 
   const receiveMaximum = mqtt.receiveMaximum > 0 ? mqtt.receiveMaximum : RECEIVE_MAXIMUM_DEFAULT
   const canReceive = authorizer.canReceive?.bind(authorizer)
   onClientCreated(broker, (client) => {
+    guards.install(client)
     explainDisconnects(client)
     installInboundQuota(client, receiveMaximum)
     const window = installOutboundWindow(client, {
@@ -130,7 +173,7 @@ export async function createAedes({ config, store, authorizer, logger, onDrop = 
     })
     planDeliveries(client, { window, onDrop, ...(canReceive ? { canReceive } : {}) })
   })
-  return { aedes: broker, shared }
+  return { aedes: broker, shared, retained }
 }
 
 /**

@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander'
 import { formatConfigReference } from '../config/reference.js'
 import { mqliteVersion } from '../version.js'
+import { runPasswd, type PasswdFlags } from './passwd.js'
 import { runStart, type StartFlags } from './start.js'
 
 
@@ -44,5 +45,16 @@ ${formatConfigReference()}
 `,
   )
   .action((flags: StartFlags) => runStart(flags))
+
+program
+  .command('passwd')
+  .description('add or change a user in a password file (created if missing), or delete one with -D')
+  .argument('<file>', 'password file (auth.passwordFile)')
+  .argument('<user>', 'user name')
+  .option('-b, --batch <password>', 'take the password from the command line instead of prompting')
+  .option('-D, --delete', 'remove the user')
+  .action(async (file: string, user: string, flags: PasswdFlags) => {
+    process.exitCode = await runPasswd(file, user, flags)
+  })
 
 await program.parseAsync(process.argv)

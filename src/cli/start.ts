@@ -112,4 +112,13 @@ function wireSignals(broker: MqliteBroker, shutdownTimeout: number): void {
   }
   process.on('SIGTERM', onSignal)
   process.on('SIGINT', onSignal)
+  // Reload credentials, ACL and certificates in place; connections stay up.
+  process.on('SIGHUP', () => {
+    if (stopping) return
+    try {
+      broker.reload()
+    } catch (err) {
+      broker.logger.error({ err: (err as Error).message }, 'SIGHUP reload failed; the previous files stay in force')
+    }
+  })
 }

@@ -23,6 +23,20 @@ const tlsOptions = z
 const baseListener = {
   host: z.string().min(1).default('127.0.0.1').describe('address to bind'),
   name: z.string().min(1).optional().describe('label used in logs and metrics (default: type:port)'),
+  allowAnonymous: z
+    .boolean()
+    .optional()
+    .describe('accept clients without user name or certificate here (default: auth.allowAnonymous, else only on loopback addresses)'),
+  certificateIdentity: z
+    .enum(['cn', 'san', 'none'])
+    .optional()
+    .describe('tls/wss: take the user name from the verified client certificate (default: auth.certificateIdentity)'),
+  maxConnections: z
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .describe('open connections this listener accepts (default: no per-listener limit; 0 = none either)'),
 }
 
 const wsPath = z
@@ -138,6 +152,90 @@ const mqttSchema = z
   })
   .strict()
 
+const authSchema = z
+  .object({
+    allowAnonymous: z
+      .boolean()
+      .optional()
+      .describe('accept clients without credentials on every listener (default: only on loopback listeners)'),
+    passwordFile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('user:hash lines (`mqlite passwd`, or a Mosquitto password file); reloaded on SIGHUP'),
+    aclFile: z.string().min(1).optional().describe('Mosquitto-syntax ACL file; without one, clients may use any topic but $SYS. Reloaded on SIGHUP'),
+    certificateIdentity: z
+      .enum(['cn', 'san', 'none'])
+      .default('none')
+      .describe('tls/wss listeners: use the verified client certificate\'s CN or first SAN as user name when CONNECT has none'),
+    failureDelay: z
+      .number()
+      .int()
+      .min(0)
+      .max(60_000)
+      .default(1000)
+      .describe('milliseconds before a refused login gets its CONNACK (slows password guessing)'),
+  })
+  .strict()
+
+const rateSchema = (what: string) =>
+  z
+    .object({
+      perSecond: z.number().min(0).default(0).describe(`${what} per second, sustained (0 = no limit)`),
+      burst: z.number().int().min(1).optional().describe(`${what} allowed at once above the rate (default: max(1, perSecond))`),
+    })
+    .strict()
+
+const limitsSchema = z
+  .object({
+    maxConnections: z.number().int().min(0).default(0).describe('open connections over all listeners (0 = no limit)'),
+    connectionRate: rateSchema('new connections from one source address')
+      .default({ perSecond: 0 })
+      .describe('token bucket per source address; excess connections are closed at once'),
+    maxClientIdLength: z
+      .number()
+      .int()
+      .min(1)
+      .max(65535)
+      .default(256)
+      .describe('longest client id, every protocol version (refused with CONNACK 2 / 0x85)'),
+    maxTopicLength: z
+      .number()
+      .int()
+      .min(1)
+      .max(65535)
+      .default(4096)
+      .describe('longest topic name or filter in bytes (a PUBLISH: disconnect, 0x90 for v5; a SUBSCRIBE: refused)'),
+    maxSubscriptionsPerClient: z
+      .number()
+      .int()
+      .min(0)
+      .default(1000)
+      .describe('subscriptions one session may hold (0 = no limit); more are refused with 0x97 (v5) / 0x80'),
+    publishRate: rateSchema('PUBLISH packets from one client')
+      .extend({
+        policy: z
+          .enum(['drop', 'disconnect'])
+          .default('drop')
+          .describe('over the rate: drop the message (still acknowledged; v5: 0x97) or disconnect (v5: 0x96)'),
+      })
+      .default({ perSecond: 0, policy: 'drop' })
+      .describe('token bucket per client'),
+    maxRetainedMessages: z
+      .number()
+      .int()
+      .min(0)
+      .default(100_000)
+      .describe('retained messages kept (0 = no limit); a new retained topic beyond it is delivered but not retained'),
+    maxRetainedBytes: z
+      .number()
+      .int()
+      .min(0)
+      .default(256 * 1024 * 1024)
+      .describe('payload bytes of all retained messages (0 = no limit)'),
+  })
+  .strict()
+
 const metricsSchema = z
   .object({
     enabled: z.boolean().default(true).describe('serve /metrics, /healthz and /readyz over HTTP'),
@@ -185,6 +283,8 @@ export const configSchema = z
     metrics: metricsSchema.default(metricsSchema.parse({})),
     sys: sysSchema.default(sysSchema.parse({})),
     log: logSchema.default(logSchema.parse({})),
+    auth: authSchema.default(authSchema.parse({})),
+    limits: limitsSchema.default(limitsSchema.parse({})),
     shutdownTimeout: z
       .number()
       .int()

@@ -1,0 +1,189 @@
+import type { Aedes, Client } from 'aedes'
+import type { EventEmitter } from 'node:events'
+import type { Config } from '../config/schema.js'
+import type { LimitStats } from './limit-stats.js'
+import { TokenBucket, burstFor } from './token-bucket.js'
+import { utf8Length } from './hostile-input.js'
+
+/** MQTT 5 reason code 0x97: Quota exceeded (SUBACK, PUBACK, PUBREC). */
+export const QUOTA_EXCEEDED = 0x97
+
+interface ParsedPacket {
+  cmd: string
+  messageId?: number
+  subscriptions?: Array<{ topic: string }>
+  unsubscriptions?: string[]
+}
+
+interface AckPacket {
+  cmd: string
+  messageId?: number
+  reasonCode?: number
+  granted?: number[]
+}
+
+interface ClientState {
+  /** filters the session holds or has asked for; built from the session on its first SUBSCRIBE */
+  filters: Set<string> | undefined
+  /** filters of SUBSCRIBEs in progress that are over the quota */
+  overQuota: Set<string>
+  /** v5: SUBSCRIBE packets in progress with over-quota entries, by packet id (for the SUBACK codes) */
+  pendingSubscribes: Map<number, ParsedPacket>
+  /** v5: PUBACK/PUBREC reason codes to put on the wire instead of aedes's, by packet id */
+  ackCodes: Map<number, number>
+  publishBucket: TokenBucket | undefined
+}
+
+interface ClientInternals {
+  version: number | null
+  subscriptions: Record<string, unknown>
+  transformOutgoing?: (packet: AckPacket) => AckPacket
+  _parser: EventEmitter
+}
+
+export interface ClientLimits {
+  /** Follows the broker's SUBACKs; once, when the broker exists. */
+  attach(broker: Pick<Aedes, 'on'>): void
+  /** Per-connection state; call as each aedes Client is created, before it reads a byte. */
+  install(client: Client): void
+  /** MQTT 5 clients: let the limits choose reason codes in acknowledgements. Call after CONNECT is read. */
+  installReasonCodes(client: Client): void
+  clientIdTooLong(clientId: string): boolean
+  topicTooLong(topic: string): boolean
+  /** Spends a token of the client's publish bucket; false when the client is over its rate. */
+  takePublishToken(client: Client): boolean
+  /** True when this filter of a SUBSCRIBE in progress is beyond the client's subscription quota. */
+  overSubscriptionQuota(client: Client, filter: string): boolean
+  /** MQTT 5: answer this QoS 1/2 PUBLISH with 0x97 instead of the code aedes chose. */
+  answerQuotaExceeded(client: Client, messageId: number | undefined): void
+}
+
+/**
+ * Limits that apply per client: client id length, topic length, subscriptions per session and
+ * the publish rate. The connect/publish/subscribe hooks ask; this module keeps the state.
+ *
+ * Subscriptions are counted per distinct filter, as the session holds them (restored ones
+ * included). SUBSCRIBE packets are seen as they are parsed, before aedes handles them, so two
+ * SUBSCRIBEs in one TCP segment cannot both slip under the quota; entries refused by the ACL are
+ * given back once the SUBACK went out (aedes's `subscribe` event).
+ */
+export function createClientLimits(limits: Config['limits'], stats: LimitStats): ClientLimits {
+  const states = new WeakMap<Client, ClientState>()
+  const maxSubs = limits.maxSubscriptionsPerClient
+  const rate = limits.publishRate
+
+  return {
+    attach(broker) {
+      broker.on('subscribe', (subs, client) => {
+        const state = client ? states.get(client) : undefined
+        if (!state) return
+        for (const sub of subs) {
+          state.overQuota.delete(sub.topic)
+          // refused (by the ACL, the quota or a bad filter): not held by the session
+          if (sub.qos >= 0x80) state.filters?.delete(sub.topic)
+        }
+      })
+    },
+    install(client) {
+      const state: ClientState = {
+        filters: undefined,
+        overQuota: new Set(),
+        pendingSubscribes: new Map(),
+        ackCodes: new Map(),
+        publishBucket: rate.perSecond > 0 ? new TokenBucket(rate.perSecond, burstFor(rate)) : undefined,
+      }
+      states.set(client, state)
+      if (maxSubs <= 0) return
+      const c = client as unknown as ClientInternals
+      // Must run before aedes handles the packet: wrap aedes's own 'packet' listener (the only
+      // one at this point) rather than prepend one, so code that later wraps "the first
+      // listener" the same way keeps the order.
+      beforeAedes(c, (packet) => {
+        if (packet.cmd === 'subscribe' && packet.subscriptions) {
+          const filters = (state.filters ??= new Set(Object.keys(c.subscriptions)))
+          let refused = false
+          for (const { topic } of packet.subscriptions) {
+            if (filters.has(topic)) continue
+            if (filters.size >= maxSubs) {
+              state.overQuota.add(topic)
+              refused = true
+            } else {
+              filters.add(topic)
+            }
+          }
+          if (refused && c.version === 5 && packet.messageId !== undefined) state.pendingSubscribes.set(packet.messageId, packet)
+        } else if (packet.cmd === 'unsubscribe' && packet.unsubscriptions) {
+          for (const topic of packet.unsubscriptions) state.filters?.delete(topic)
+        }
+      })
+    },
+
+    installReasonCodes(client) {
+      const state = states.get(client)
+      if (!state) return
+      const c = client as unknown as ClientInternals
+      const next = c.transformOutgoing
+      c.transformOutgoing = (packet) => {
+        const out = rewriteAck(state, packet)
+        return next ? next(out) : out
+      }
+    },
+
+    clientIdTooLong: (clientId) => longerThan(clientId, limits.maxClientIdLength),
+    topicTooLong: (topic) => longerThan(topic, limits.maxTopicLength),
+
+    takePublishToken(client) {
+      const bucket = states.get(client)?.publishBucket
+      if (!bucket || bucket.take()) return true
+      stats.record({ limit: 'publish_rate', clientId: client.id })
+      return false
+    },
+
+    overSubscriptionQuota(client, filter) {
+      return states.get(client)?.overQuota.has(filter) ?? false
+    },
+
+    answerQuotaExceeded(client, messageId) {
+      if (messageId !== undefined) states.get(client)?.ackCodes.set(messageId, QUOTA_EXCEEDED)
+    },
+  }
+}
+
+function rewriteAck(state: ClientState, packet: AckPacket): AckPacket {
+  if (packet.messageId === undefined) return packet
+  if (packet.cmd === 'puback' || packet.cmd === 'pubrec') {
+    const code = state.ackCodes.get(packet.messageId)
+    if (code === undefined) return packet
+    state.ackCodes.delete(packet.messageId)
+    return { ...packet, reasonCode: code }
+  }
+  if (packet.cmd === 'suback' && packet.granted) {
+    const subscribe = state.pendingSubscribes.get(packet.messageId)
+    if (!subscribe?.subscriptions) return packet
+    state.pendingSubscribes.delete(packet.messageId)
+    // aedes answers in the order of its (de-duplicated) subscription list
+    const granted = packet.granted.map((code, i) => {
+      const topic = subscribe.subscriptions?.[i]?.topic
+      return topic !== undefined && state.overQuota.has(topic) ? QUOTA_EXCEEDED : code
+    })
+    return { ...packet, granted }
+  }
+  return packet
+}
+
+/** UTF-8 length > max; a UTF-16 code unit is at most 3 bytes, so short strings skip the count. */
+function longerThan(value: string, max: number): boolean {
+  return value.length * 3 > max && utf8Length(value) > max
+}
+
+/** Runs `inspect` on each parsed packet just before aedes's parser listener handles it. */
+function beforeAedes(c: ClientInternals, inspect: (packet: ParsedPacket) => void): void {
+  const parser = c._parser
+  const [handle] = parser.listeners('packet') as Array<(this: EventEmitter, packet: ParsedPacket) => void>
+  if (!handle) throw new Error('aedes client has no parser listener to wrap')
+  parser.removeListener('packet', handle)
+  parser.prependListener('packet', function (this: EventEmitter, packet: ParsedPacket) {
+    inspect(packet)
+    handle.call(this, packet)
+  })
+}
