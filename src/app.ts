@@ -80,7 +80,13 @@ export function createBroker(input: ConfigInput | Config = {}, options: BrokerOp
   let sessions: SessionLifecycle | undefined
   const listeners: Listener[] = []
   let closing: Promise<void> | undefined
-  const metrics = createMetrics({ config, logger, state: () => state, listenerNames: () => listeners.map((l) => l.name) })
+  const metrics = createMetrics({
+    config,
+    logger,
+    state: () => state,
+    listenerNames: () => listeners.map((l) => l.name),
+    security: { authFailures: authStats.authFailures, denied: authStats.denied, limitHits: limitStats.hits },
+  })
 
   async function listen(): Promise<void> {
     if (state !== 'idle') throw new Error(`listen() called while ${state}`)

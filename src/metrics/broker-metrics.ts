@@ -11,6 +11,14 @@ export interface MetricSources {
   /** names of the bound MQTT listeners, so each has series from the start */
   listenerNames(): readonly string[]
   snapshot(): BrokerSnapshot
+  /** what authentication, the ACL and the limits refused (plain counters, read at scrape) */
+  security?: SecurityCounters
+}
+
+export interface SecurityCounters {
+  authFailures: Readonly<Record<string, number>>
+  denied: Readonly<Record<string, number>>
+  limitHits: Readonly<Record<string, number>>
 }
 
 /**
@@ -174,6 +182,37 @@ export function brokerMetricDefinitions(sources: MetricSources): MetricDefinitio
       labelNames: [],
       help: 'Writes made durable by one store commit.',
       read: () => histogramSamples('mqlite_store_commit_batch_size', stats.commitBatchSize),
+    },
+    ...securityDefinitions(sources.security),
+  ]
+}
+
+const byKey = (label: string, counts: Readonly<Record<string, number>>): Sample[] =>
+  Object.entries(counts).map(([key, value]) => ({ labels: { [label]: key }, value }))
+
+function securityDefinitions(security: SecurityCounters | undefined): MetricDefinition[] {
+  if (!security) return []
+  return [
+    {
+      name: 'mqlite_auth_failures_total',
+      type: 'counter',
+      labelNames: ['reason'],
+      help: 'Refused logins: bad user name or password, or anonymous where it is not allowed.',
+      read: () => byKey('reason', security.authFailures),
+    },
+    {
+      name: 'mqlite_authorization_denied_total',
+      type: 'counter',
+      labelNames: ['action'],
+      help: 'Publishes and subscriptions the ACL refused.',
+      read: () => byKey('action', security.denied),
+    },
+    {
+      name: 'mqlite_limit_hits_total',
+      type: 'counter',
+      labelNames: ['limit'],
+      help: 'Times a configured limit refused or cut something, by limit.',
+      read: () => byKey('limit', security.limitHits),
     },
   ]
 }

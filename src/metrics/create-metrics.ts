@@ -3,7 +3,7 @@ import { Registry } from 'prom-client'
 import { startSysTopics, type SysTopics } from '../broker/sys-topics.js'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log/logger.js'
-import { brokerMetricDefinitions, createBrokerRegistry, sharedProcessRegistry } from './broker-metrics.js'
+import { brokerMetricDefinitions, createBrokerRegistry, sharedProcessRegistry, type SecurityCounters } from './broker-metrics.js'
 import { emptySnapshot, snapshotClients, type BrokerSnapshot } from './broker-snapshot.js'
 import { createBrokerStats, type BrokerStats, type DropReason } from './broker-stats.js'
 import { createMetricsServer, type MetricsServer } from './http-server.js'
@@ -18,6 +18,7 @@ export interface CreateMetricsOptions {
   state(): string
   /** names of the bound MQTT listeners */
   listenerNames(): readonly string[]
+  security?: SecurityCounters
 }
 
 /** The broker's observability: counters, the HTTP endpoint and the `$SYS` topics. */
@@ -47,7 +48,7 @@ export interface BrokerMetrics {
   close(): Promise<void>
 }
 
-export function createMetrics({ config, logger, state, listenerNames }: CreateMetricsOptions): BrokerMetrics {
+export function createMetrics({ config, logger, state, listenerNames, security }: CreateMetricsOptions): BrokerMetrics {
   const stats = createBrokerStats()
   const startedAt = Date.now()
   const version = mqliteVersion()
@@ -60,7 +61,7 @@ export function createMetrics({ config, logger, state, listenerNames }: CreateMe
   let closing: Promise<void> | undefined
 
   const registry = createBrokerRegistry(
-    brokerMetricDefinitions({ stats, version, startedAt, listenerNames, snapshot: () => snapshot }),
+    brokerMetricDefinitions({ stats, version, startedAt, listenerNames, snapshot: () => snapshot, ...(security && { security }) }),
   )
 
   const storeStats = async (): Promise<PartialStoreStats> => {

@@ -144,11 +144,11 @@ describe('the Grafana dashboard and Prometheus files', () => {
     await running?.close()
   })
 
-  it('has the five rows, unique panel ids, and a datasource and a unit on every panel', () => {
+  it('has the rows, unique panel ids, and a datasource and a unit on every panel', () => {
     const ids = allPanels.map((p) => p.id)
     expect(new Set(ids).size).toBe(ids.length)
     expect(allPanels.filter((p) => p.type === 'row').map((p) => p.title)).toEqual([
-      'Overview', 'Latency', 'Sessions and queues', 'Store', 'Process',
+      'Overview', 'Latency', 'Sessions and queues', 'Store', 'Process', 'Security',
     ])
     expect(dataPanels.length).toBeGreaterThan(15)
     for (const panel of dataPanels) {

@@ -34,6 +34,9 @@ const FAMILIES: Record<string, string> = {
   mqlite_message_latency_seconds: 'histogram',
   mqlite_store_commit_duration_seconds: 'histogram',
   mqlite_store_commit_batch_size: 'histogram',
+  mqlite_auth_failures_total: 'counter',
+  mqlite_authorization_denied_total: 'counter',
+  mqlite_limit_hits_total: 'counter',
 }
 
 const authorizer: Authorizer = {

@@ -94,6 +94,7 @@ describe('docs/metrics.md', () => {
       startedAt: 0,
       listenerNames: () => [],
       snapshot: emptySnapshot,
+      security: { authFailures: {}, denied: {}, limitHits: {} },
     })
     expect([...rows.keys()].sort()).toEqual(definitions.map((d) => d.name).sort())
     for (const d of definitions) {
