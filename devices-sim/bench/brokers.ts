@@ -2,7 +2,7 @@
 // taskset exists, and considered ready once its port accepts TCP connections.
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, connect as tcpConnect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -101,14 +101,30 @@ async function launch(name: string, command: string, args: string[], port: numbe
   }
 }
 
-export function mqliteTarget(store: 'memory' | 'sqlite', pin: boolean, repoRoot: string): BrokerTarget {
+/**
+ * mqlite as users run it, from the built CLI when it exists (else through tsx). Limits are lifted
+ * to match the Mosquitto configuration below (no queue, retained or subscription caps). With
+ * `metrics: false` neither the HTTP endpoint nor $SYS run, so no hook is on the message path;
+ * `metrics: true` is the default configuration, for the cost of observability.
+ */
+export function mqliteTarget(store: 'memory' | 'sqlite', pin: boolean, repoRoot: string, metrics = false): BrokerTarget {
+  const name = `mqlite-${store}${metrics ? '+metrics' : ''}`
   return {
-    name: `mqlite-${store}`,
+    name,
     async start() {
       const port = await freePort()
       const dataDir = mkdtempSync(join(tmpdir(), 'mqlite-bench-'))
-      const args = ['--import', 'tsx', join(repoRoot, 'src/cli/mqlite.ts'), '--host', '127.0.0.1', '--port', String(port), '--store', store, '--data-dir', dataDir, '--log-level', 'warn', '--no-metrics']
-      return launch(`mqlite-${store}`, process.execPath, args, port, () => rmSync(dataDir, { recursive: true, force: true }), pin)
+      const built = join(repoRoot, 'dist/src/cli/mqlite.js')
+      const entry = existsSync(built) ? [built] : ['--import', 'tsx', join(repoRoot, 'src/cli/mqlite.ts')]
+      const unlimited = ['store.maxQueuedMessages=0', 'store.maxQueuedBytes=0', 'limits.maxRetainedMessages=0', 'limits.maxRetainedBytes=0', 'limits.maxSubscriptionsPerClient=0']
+      const observability = metrics ? ['--metrics-port', String(await freePort())] : ['--no-metrics', '--set', 'sys.interval=0']
+      const args = [
+        ...entry,
+        ...['--host', '127.0.0.1', '--port', String(port), '--store', store, '--data-dir', dataDir, '--log-level', 'warn'],
+        ...observability,
+        ...unlimited.flatMap((kv) => ['--set', kv]),
+      ]
+      return launch(name, process.execPath, args, port, () => rmSync(dataDir, { recursive: true, force: true }), pin)
     },
   }
 }

@@ -33,7 +33,7 @@ const program = new Command('mqlite-bench')
   .option('--quick', 'small counts and 1 repetition (a smoke run)')
   .option('--only <scenarios>', `comma-separated subset of: ${SCENARIOS.map((s) => s.name).join(', ')}`)
   .option('--repetitions <n>', 'repetitions per scenario and broker (default 3, 1 with --quick)', positive)
-  .option('--brokers <names>', 'comma-separated subset of: mosquitto, mqlite-memory, mqlite-sqlite')
+  .option('--brokers <names>', 'comma-separated subset of: mosquitto, mqlite-memory, mqlite-memory+metrics, mqlite-sqlite')
   .option('--no-pin', 'do not pin broker and load generator to different cores')
   .option('--timeout <seconds>', 'per-run time limit', positive, 300)
   .option('--json <file>', 'write every run and the medians as JSON')
@@ -71,6 +71,7 @@ async function main(): Promise<number> {
   const available: BrokerTarget[] = [
     ...(commandExists('mosquitto') ? [mosquittoTarget(pinned)] : []),
     mqliteTarget('memory', pinned, repoRoot),
+    mqliteTarget('memory', pinned, repoRoot, true),
     mqliteTarget('sqlite', pinned, repoRoot),
   ]
   const wanted = flags.brokers?.split(',').map((s) => s.trim())

@@ -29,20 +29,36 @@ export const MIGRATIONS: readonly Migration[] = [
       );
       CREATE INDEX subscriptions_by_topic ON subscriptions (topic);
 
+      -- A queued message's packet, stored once however many sessions it is queued for. refs
+      -- counts the outgoing rows pointing at it; the triggers below delete it with the last one.
+      CREATE TABLE bodies (
+        id             INTEGER PRIMARY KEY,
+        broker_id      TEXT,
+        broker_counter INTEGER,
+        refs           INTEGER NOT NULL,
+        packet         BLOB    NOT NULL
+      );
+      CREATE INDEX bodies_by_counter ON bodies (broker_counter, broker_id);
+
       -- One row per message (or PUBREL) owed to a session, in delivery order (seq).
       -- message_id is NULL while queued and set once the packet is in flight.
       CREATE TABLE outgoing (
-        seq            INTEGER PRIMARY KEY,
-        client_id      TEXT    NOT NULL,
-        broker_id      TEXT,
-        broker_counter INTEGER,
-        message_id     INTEGER,
-        bytes          INTEGER NOT NULL,
-        packet         BLOB    NOT NULL
+        seq        INTEGER PRIMARY KEY,
+        client_id  TEXT    NOT NULL,
+        message_id INTEGER,
+        bytes      INTEGER NOT NULL,
+        body       INTEGER NOT NULL
       );
-      CREATE INDEX outgoing_by_client ON outgoing (client_id);
       CREATE INDEX outgoing_by_message_id ON outgoing (client_id, message_id);
-      CREATE INDEX outgoing_by_broker_counter ON outgoing (client_id, broker_counter);
+      CREATE INDEX outgoing_by_body ON outgoing (client_id, body);
+      CREATE TRIGGER outgoing_deleted AFTER DELETE ON outgoing BEGIN
+        UPDATE bodies SET refs = refs - 1 WHERE id = old.body;
+        DELETE FROM bodies WHERE id = old.body AND refs <= 0;
+      END;
+      CREATE TRIGGER outgoing_body_replaced AFTER UPDATE OF body ON outgoing WHEN old.body <> new.body BEGIN
+        UPDATE bodies SET refs = refs - 1 WHERE id = old.body;
+        DELETE FROM bodies WHERE id = old.body AND refs <= 0;
+      END;
 
       -- QoS 2 publishes received and acknowledged with PUBREC, awaiting PUBREL.
       CREATE TABLE incoming (

@@ -307,14 +307,13 @@ export class SqlitePersistence {
     const stored = new AedesPacket(packet)
     const blob = encodePacket(stored)
     const bytes = payloadBytes(stored)
-    const first = subs[0]
-    // one insert, no room to make: nothing to undo together
-    const oneWrite =
-      subs.length === 0 || (subs.length === 1 && first !== undefined && this.#queues.fits(first.clientId, bytes, this.#limits))
     const brokerId = typeof stored.brokerId === 'string' ? stored.brokerId : null
     const brokerCounter = typeof stored.brokerCounter === 'number' ? stored.brokerCounter : null
     const drops: Array<{ clientId: string; count: number }> = []
     const done = this.#write(() => {
+      // the packet is stored once; each session's row points at it
+      let body: number | bigint | undefined
+      let rows = 0
       for (const { clientId } of subs) {
         const room = this.#makeRoom(clientId, bytes)
         if (room.dropped > 0) drops.push({ clientId, count: room.dropped })
@@ -326,10 +325,18 @@ export class SqlitePersistence {
           drops.push({ clientId, count: 1 })
           continue
         }
-        sql.outgoingInsert.run(clientId, brokerId, brokerCounter, bytes, blob)
+        // refs starts at the number of sessions: exact for the single-session fast path (no
+        // savepoint), corrected below when some session had no room
+        body ??= sql.bodyInsert.run(brokerId, brokerCounter, subs.length, blob).lastInsertRowid
+        sql.outgoingInsert.run(clientId, bytes, body)
         this.#queues.add(clientId, bytes)
+        rows++
       }
-    }, oneWrite)
+      if (body !== undefined && rows !== subs.length) sql.bodySetRefs.run(rows, body)
+      // No savepoint (it would cost about two thirds of the enqueue): the only exception thrown
+      // here (QueueFullError) comes before this write's first statement, and a failing statement
+      // fails the whole commit, which rolls the batch back.
+    }, true)
     await done
     for (const drop of drops) this.#reportDrop('queue_full', drop.count, drop.clientId)
   }
@@ -384,7 +391,8 @@ export class SqlitePersistence {
       const row = sql.outgoingByMessageIdOtherBroker.get(client.id, messageId, brokerId)
       if (!row) return
       const bytes = payloadBytes(packet)
-      sql.outgoingReplace.run(brokerId, brokerCounter, messageId, bytes, encodePacket(packet), row.seq)
+      const body = sql.bodyInsert.run(brokerId, brokerCounter, 1, encodePacket(packet)).lastInsertRowid
+      sql.outgoingReplace.run(messageId, bytes, body, row.seq)
       this.#queues.change(client.id, bytes - row.bytes, row.message_id !== null, true)
     }, true)
   }
@@ -404,13 +412,14 @@ export class SqlitePersistence {
     return this.#write(() => {
       let row: OutgoingRow | undefined
       if (typeof p.messageId === 'number') {
-        row = sql.outgoingDeleteByMessageId.get(client.id, p.messageId)
+        row = sql.outgoingFindByMessageId.get(client.id, p.messageId)
       } else if (typeof p.brokerId === 'string' && typeof p.brokerCounter === 'number') {
-        row = sql.outgoingDeleteQueuedByCounter.get(client.id, p.brokerCounter, p.brokerId)
+        row = sql.outgoingFindQueuedByCounter.get(client.id, p.brokerCounter, p.brokerId)
       } else {
-        row = sql.outgoingDeleteFirstQueued.get(client.id)
+        row = sql.outgoingFindFirstQueued.get(client.id)
       }
       if (!row) return undefined
+      sql.outgoingDeleteSeq.run(row.seq)
       this.#queues.remove(client.id, row.bytes, row.message_id !== null)
       return decodeOutgoing(row)
     }, true)

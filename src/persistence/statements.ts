@@ -53,46 +53,47 @@ export function prepareStatements(db: Database) {
       'SELECT client_id FROM subscriptions WHERE topic = ? ORDER BY rowid',
     ),
 
-    // outgoing
-    outgoingInsert: s<[clientId: Id, brokerId: string | null, brokerCounter: number | null, bytes: number, packet: Blob]>(
-      'INSERT INTO outgoing (client_id, broker_id, broker_counter, message_id, bytes, packet) VALUES (?, ?, ?, NULL, ?, ?)',
+    // outgoing: rows per session, packets in bodies (shared by the sessions a message is queued for)
+    bodyInsert: s<[brokerId: string | null, brokerCounter: number | null, refs: number, packet: Blob]>(
+      'INSERT INTO bodies (broker_id, broker_counter, refs, packet) VALUES (?, ?, ?, ?)',
+    ),
+    bodySetRefs: s<[refs: number, id: number | bigint]>('UPDATE bodies SET refs = ? WHERE id = ?'),
+    outgoingInsert: s<[clientId: Id, bytes: number, body: number | bigint]>(
+      'INSERT INTO outgoing (client_id, message_id, bytes, body) VALUES (?, NULL, ?, ?)',
     ),
     outgoingMaxSeq: s<[], { seq: number | null }>('SELECT MAX(seq) AS seq FROM outgoing'),
     outgoingPage: s<[clientId: Id, after: number, upTo: number, limit: number], OutgoingRow>(
-      `SELECT seq, message_id, bytes, packet FROM outgoing
-       WHERE client_id = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?`,
+      `SELECT o.seq, o.message_id, o.bytes, b.packet FROM outgoing o JOIN bodies b ON b.id = o.body
+       WHERE o.client_id = ? AND o.seq > ? AND o.seq <= ? ORDER BY o.seq LIMIT ?`,
     ),
     outgoingByCounter: s<[clientId: Id, brokerCounter: number, brokerId: string], SeqAndMessageId>(
-      `SELECT seq, message_id FROM outgoing
-       WHERE client_id = ? AND broker_counter = ? AND broker_id = ? ORDER BY seq LIMIT 1`,
+      `SELECT o.seq, o.message_id FROM bodies b JOIN outgoing o ON o.client_id = ? AND o.body = b.id
+       WHERE b.broker_counter = ? AND b.broker_id = ? ORDER BY o.seq LIMIT 1`,
     ),
     // A different message that reuses the packet id (same broker, other counter) is never taken.
     outgoingByMessageIdOtherBroker: s<
       [clientId: Id, messageId: number, brokerId: string | null],
       { seq: number; message_id: number | null; bytes: number }
     >(
-      `SELECT seq, message_id, bytes FROM outgoing
-       WHERE client_id = ? AND message_id = ? AND (broker_id IS NULL OR broker_id IS NOT ?) ORDER BY seq LIMIT 1`,
+      `SELECT o.seq, o.message_id, o.bytes FROM outgoing o JOIN bodies b ON b.id = o.body
+       WHERE o.client_id = ? AND o.message_id = ? AND (b.broker_id IS NULL OR b.broker_id IS NOT ?) ORDER BY o.seq LIMIT 1`,
     ),
     outgoingSetMessageId: s<[messageId: number | null, seq: number]>('UPDATE outgoing SET message_id = ? WHERE seq = ?'),
-    outgoingReplace: s<[brokerId: string | null, counter: number | null, messageId: number | null, bytes: number, packet: Blob, seq: number]>(
-      'UPDATE outgoing SET broker_id = ?, broker_counter = ?, message_id = ?, bytes = ?, packet = ? WHERE seq = ?',
+    outgoingReplace: s<[messageId: number | null, bytes: number, body: number | bigint, seq: number]>(
+      'UPDATE outgoing SET message_id = ?, bytes = ?, body = ? WHERE seq = ?',
     ),
-    outgoingDeleteByMessageId: s<[clientId: Id, messageId: number], OutgoingRow>(
-      `DELETE FROM outgoing WHERE seq =
-         (SELECT seq FROM outgoing WHERE client_id = ? AND message_id = ? ORDER BY seq LIMIT 1)
-       RETURNING seq, message_id, bytes, packet`,
+    // The three "take" queries read the row (with its packet) for the caller to delete by seq.
+    outgoingFindByMessageId: s<[clientId: Id, messageId: number], OutgoingRow>(
+      `SELECT o.seq, o.message_id, o.bytes, b.packet FROM outgoing o JOIN bodies b ON b.id = o.body
+       WHERE o.client_id = ? AND o.message_id = ? ORDER BY o.seq LIMIT 1`,
     ),
-    outgoingDeleteQueuedByCounter: s<[clientId: Id, brokerCounter: number, brokerId: string], OutgoingRow>(
-      `DELETE FROM outgoing WHERE seq =
-         (SELECT seq FROM outgoing WHERE client_id = ? AND broker_counter = ? AND broker_id = ? AND message_id IS NULL
-          ORDER BY seq LIMIT 1)
-       RETURNING seq, message_id, bytes, packet`,
+    outgoingFindQueuedByCounter: s<[clientId: Id, brokerCounter: number, brokerId: string], OutgoingRow>(
+      `SELECT o.seq, o.message_id, o.bytes, b.packet FROM bodies b JOIN outgoing o ON o.client_id = ? AND o.body = b.id
+       WHERE b.broker_counter = ? AND b.broker_id = ? AND o.message_id IS NULL ORDER BY o.seq LIMIT 1`,
     ),
-    outgoingDeleteFirstQueued: s<[clientId: Id], OutgoingRow>(
-      `DELETE FROM outgoing WHERE seq =
-         (SELECT seq FROM outgoing WHERE client_id = ? AND message_id IS NULL ORDER BY seq LIMIT 1)
-       RETURNING seq, message_id, bytes, packet`,
+    outgoingFindFirstQueued: s<[clientId: Id], OutgoingRow>(
+      `SELECT o.seq, o.message_id, o.bytes, b.packet FROM outgoing o JOIN bodies b ON b.id = o.body
+       WHERE o.client_id = ? AND o.message_id IS NULL ORDER BY o.seq LIMIT 1`,
     ),
     outgoingOldestQueued: s<[clientId: Id, limit: number], { seq: number; bytes: number }>(
       'SELECT seq, bytes FROM outgoing WHERE client_id = ? AND message_id IS NULL ORDER BY seq LIMIT ?',
@@ -104,7 +105,7 @@ export function prepareStatements(db: Database) {
        FROM outgoing GROUP BY client_id`,
     ),
     outgoingMaxCounter: s<[brokerId: string], { counter: number | null }>(
-      'SELECT MAX(broker_counter) AS counter FROM outgoing WHERE broker_id = ?',
+      'SELECT MAX(broker_counter) AS counter FROM bodies WHERE broker_id = ?',
     ),
 
     // incoming

@@ -188,3 +188,35 @@ describe('outgoing queue semantics beyond the conformance suite', () => {
     expect(store.stats()).toMatchObject({ queued: 0, inflight: 0 })
   })
 })
+
+describe('shared message bodies', () => {
+  test('a message queued for several sessions is stored once and deleted with its last row', async () => {
+    const { mkdtempSync } = await import('node:fs')
+    const { tmpdir } = await import('node:os')
+    const { join } = await import('node:path')
+    const { default: Database } = await import('better-sqlite3')
+    const path = join(mkdtempSync(join(tmpdir(), 'mqlite-bodies-')), 'q.db')
+    const { store } = await open({ path })
+    const count = (table: string): number => {
+      const db = new Database(path, { readonly: true })
+      try {
+        return (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n
+      } finally {
+        db.close()
+      }
+    }
+    await store.outgoingEnqueueCombi([{ clientId: 'a' }, { clientId: 'b' }, { clientId: 'c' }], message(1))
+    expect([count('outgoing'), count('bodies')]).toEqual([3, 1])
+    // a's copy becomes a PUBREL record with a body of its own; b's is delivered and acknowledged
+    await store.outgoingUpdate({ id: 'a' }, { ...message(1), messageId: 7 })
+    await store.outgoingUpdate({ id: 'a' }, { cmd: 'pubrel', messageId: 7 })
+    await store.outgoingUpdate({ id: 'b' }, { ...message(1), messageId: 8 })
+    await store.outgoingClearMessageId({ id: 'b' }, { messageId: 8 })
+    expect([count('outgoing'), count('bodies')]).toEqual([2, 2])
+    expect((await queued(store, 'a'))[0]).toMatchObject({ cmd: 'pubrel', messageId: 7 })
+    expect(payloads(await queued(store, 'c'))).toEqual(['m1'])
+    await store.outgoingClearMessageId({ id: 'a' }, { messageId: 7 })
+    await store.outgoingClearMessageId({ id: 'c' }, message(1))
+    expect([count('outgoing'), count('bodies')]).toEqual([0, 0])
+  })
+})
