@@ -1,4 +1,4 @@
-import { topicMatches } from '../broker/delivery/topic-match.js'
+import { topicMatches } from '../mqtt/topic-match.js'
 import { AuthFileError } from './errors.js'
 
 // ACL files in Mosquitto's syntax:

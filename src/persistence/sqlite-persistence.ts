@@ -10,7 +10,8 @@ import { decodePacket, encodePacket, payloadBytes, type StoredObject } from './p
 import { QueueAccounting, type QueueLimits } from './queue-accounting.js'
 import { prepareStatements, type OutgoingRow, type Statements } from './statements.js'
 import { SubscriptionIndex, type MatchedSubscription } from './subscription-index.js'
-import { hasWildcard, topicMatchesFilter, topicRange } from './topic-filter.js'
+import { topicMatches } from '../mqtt/topic-match.js'
+import { hasWildcard, topicRange } from './topic-filter.js'
 
 /** A session expiry interval of 0xFFFFFFFF seconds means "never expires" [MQTT-3.1.2.11.2]. */
 export const SESSION_NEVER_EXPIRES = 0xffffffff
@@ -214,7 +215,7 @@ export class SqlitePersistence {
           : sql.retainedTopicsBetween.all(from, upper, pageSize)
         const packets: StoredObject[] = []
         for (const { topic } of topics) {
-          if (seen.has(topic) || !topicMatchesFilter(pattern, topic)) continue
+          if (seen.has(topic) || !topicMatches(pattern, topic)) continue
           const row = sql.retainedGet.get(topic)
           if (!row) continue
           seen.add(topic)

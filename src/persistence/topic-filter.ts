@@ -1,23 +1,5 @@
-// MQTT topic filter matching for retained-message lookup, where the question is the reverse of
-// the subscription trie's: which stored topics does one filter match.
-
-/**
- * Whether `topic` matches `filter`. `#` also matches its parent level (`a/#` matches `a`), `+`
- * matches one level, possibly empty, and a filter starting with a wildcard never matches a topic
- * starting with `$` [MQTT-4.7.2-1].
- */
-export function topicMatchesFilter(filter: string, topic: string): boolean {
-  if (topic.startsWith('$') && (filter.startsWith('+') || filter.startsWith('#'))) return false
-  const filterLevels = filter.split('/')
-  const topicLevels = topic.split('/')
-  for (let i = 0; i < filterLevels.length; i++) {
-    const level = filterLevels[i]
-    if (level === '#') return true
-    if (i >= topicLevels.length) return false
-    if (level !== '+' && level !== topicLevels[i]) return false
-  }
-  return filterLevels.length === topicLevels.length
-}
+// Retained-message lookup by filter, where the question is the reverse of the subscription
+// trie's: which stored topics does one filter match. Matching itself is src/mqtt/topic-match.ts.
 
 export function hasWildcard(filter: string): boolean {
   return filter.includes('+') || filter.includes('#')

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, test } from 'vitest'
 import { SqlitePersistence } from '../../src/persistence/sqlite-persistence.js'
 import { SubscriptionIndex } from '../../src/persistence/subscription-index.js'
-import { topicMatchesFilter, topicRange } from '../../src/persistence/topic-filter.js'
+import { topicRange } from '../../src/persistence/topic-filter.js'
 
 const stores: SqlitePersistence[] = []
 afterEach(async () => {
@@ -66,15 +66,6 @@ describe('retained lookup by filter', () => {
 })
 
 describe('topic filter helpers', () => {
-  test('topicMatchesFilter follows MQTT rules', () => {
-    expect(topicMatchesFilter('a/#', 'a')).toBe(true)
-    expect(topicMatchesFilter('a/+', 'a/')).toBe(true)
-    expect(topicMatchesFilter('a/+', 'a')).toBe(false)
-    expect(topicMatchesFilter('a/b', 'a/b/c')).toBe(false)
-    expect(topicMatchesFilter('#', '$SYS/x')).toBe(false)
-    expect(topicMatchesFilter('+/x', '$SYS/x')).toBe(false)
-    expect(topicMatchesFilter('$SYS/+', '$SYS/x')).toBe(true)
-  })
 
   test('topicRange bounds the literal prefix', () => {
     expect(topicRange('#')).toEqual({ lower: '', upper: undefined })

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { topicMatches } from '../../src/broker/delivery/topic-match.js'
+import { topicMatches } from '../../src/mqtt/topic-match.js'
 
 describe('topicMatches', () => {
   it.each([

@@ -1,7 +1,7 @@
 import type { AedesPublishPacket, Client } from 'aedes'
 import type { OutboundWindow } from './flow-control.js'
 import { exceedsPacketSize } from './packet-size.js'
-import { topicMatches } from './topic-match.js'
+import { topicMatches } from '../../mqtt/topic-match.js'
 
 export type DropReason = 'not_authorized' | 'too_large'
 
