@@ -1,0 +1,97 @@
+import mqtt from 'mqtt'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { spawnBroker, type ChildBroker } from '../helpers/child-broker.js'
+import { collectMessages, createClientPool, sleep } from '../helpers/mqtt-clients.js'
+import { tempDir } from '../helpers/stores.js'
+
+// What survives a restart of the broker process on the SQLite store, after a clean stop and after
+// kill -9: retained messages, wills of clients that were connected, and session expiry that
+// counts the time the broker was down.
+describe('restarts (SQLite store)', () => {
+  const pool = createClientPool()
+  let broker: ChildBroker | undefined
+  afterEach(async () => {
+    await pool.closeAll()
+    await broker?.kill()
+    broker = undefined
+  })
+
+  const start = async (db: string, port = 0) =>
+    (broker = await spawnBroker(['--store', 'sqlite', '--db', db, '--port', String(port), '--no-metrics']))
+
+  it.each(['SIGTERM', 'SIGKILL'] as const)('keeps retained messages across a restart (%s)', async (signal) => {
+    const db = join(tempDir(), 'retained.db')
+    await start(db)
+    const pub = await pool.connect(`mqtt://127.0.0.1:${broker!.port}`, { protocolVersion: 5 })
+    await pub.publishAsync('keep/a', 'A', { qos: 1, retain: true })
+    await pub.publishAsync('keep/b', 'B', { qos: 1, retain: true, properties: { contentType: 'text/plain' } })
+    await pub.publishAsync('keep/b', 'B2', { qos: 1, retain: true })
+    await pub.publishAsync('keep/a', '', { qos: 1, retain: true }) // cleared
+    await pool.closeAll()
+    if (signal === 'SIGKILL') await broker!.kill()
+    else expect(await broker!.stop('SIGTERM')).toBe(0)
+
+    await start(db)
+    const sub = await pool.connect(`mqtt://127.0.0.1:${broker!.port}`, { protocolVersion: 5 })
+    const inbox = collectMessages(sub)
+    await sub.subscribeAsync('keep/#', { qos: 1 })
+    await inbox.waitFor(1)
+    await sleep(200)
+    expect(inbox.messages.map((m) => [m.topic, m.payload.toString(), m.packet.retain])).toEqual([['keep/b', 'B2', true]])
+  })
+
+  it('publishes the will of a client that was connected when the broker was killed', async () => {
+    const db = join(tempDir(), 'wills.db')
+    await start(db)
+    const url = `mqtt://127.0.0.1:${broker!.port}`
+    const device = mqtt.connect(url, {
+      protocolVersion: 5,
+      clientId: 'device-7',
+      reconnectPeriod: 0,
+      will: { topic: 'status/device-7', payload: Buffer.from('offline'), qos: 1, retain: true },
+    })
+    device.on('error', () => {})
+    await new Promise((resolve) => device.once('connect', resolve))
+    await broker!.kill()
+    device.end(true)
+
+    await start(db)
+    const watcher = await pool.connect(`mqtt://127.0.0.1:${broker!.port}`, { protocolVersion: 5 })
+    const inbox = collectMessages(watcher)
+    await watcher.subscribeAsync('status/#', { qos: 1 })
+    const [will] = await inbox.waitFor(1, 5000)
+    expect([will?.topic, will?.payload.toString()]).toEqual(['status/device-7', 'offline'])
+  })
+
+  it('[MQTT-3.1.2-23] counts the time the broker was down toward session expiry', async () => {
+    const db = join(tempDir(), 'expiry.db')
+    await start(db)
+    const url = () => `mqtt://127.0.0.1:${broker!.port}`
+    const session = (expiry: number, clientId: string) => ({
+      protocolVersion: 5 as const,
+      clientId,
+      clean: false,
+      properties: { sessionExpiryInterval: expiry },
+    })
+    for (const [clientId, expiry] of [['short-lived', 1], ['long-lived', 3600]] as const) {
+      const c = await pool.connect(url(), session(expiry, clientId))
+      await c.subscribeAsync('expiry/t', { qos: 1 })
+      await c.endAsync()
+    }
+    expect(await broker!.stop('SIGTERM')).toBe(0)
+    await sleep(1500) // longer than the short session's expiry, while the broker is down
+
+    await start(db)
+    const pub = await pool.connect(url(), { protocolVersion: 5 })
+    await pub.publishAsync('expiry/t', 'after the restart', { qos: 1 })
+    for (const [clientId, expiry, present] of [['short-lived', 1, false], ['long-lived', 3600, true]] as const) {
+      const back = pool.raw(url(), session(expiry, clientId))
+      const inbox = collectMessages(back)
+      const connack = await new Promise<{ sessionPresent: boolean }>((resolve) => back.once('connect', resolve))
+      expect([clientId, connack.sessionPresent]).toEqual([clientId, present])
+      await sleep(300)
+      expect(inbox.messages.length).toBe(present ? 1 : 0)
+    }
+  })
+})
