@@ -1,6 +1,7 @@
 import type { Aedes, AedesPublishPacket, Client } from 'aedes'
 import { directDelivery, type DeliveredPacket } from './delivery/delivery-planner.js'
 import { outboundWindow } from './delivery/flow-control.js'
+import { tapInbound } from './packet-taps.js'
 
 export const SHARE_PREFIX = '$share/'
 
@@ -57,7 +58,6 @@ interface ClientInternals {
   closed: boolean
   subscriptions: Record<string, { qos: number }>
   _nextId: number
-  _parser: { on(event: 'packet', listener: (packet: { cmd: string; messageId?: number }) => void): void }
 }
 
 /**
@@ -122,8 +122,8 @@ export class SharedSubscriptions {
     for (const topic in c.subscriptions) {
       if (topic.startsWith(SHARE_PREFIX)) this.#join(client.id, topic, c.subscriptions[topic]!.qos, client)
     }
-    c._parser.on('packet', (packet) => {
-      if ((packet.cmd === 'puback' || packet.cmd === 'pubcomp') && packet.messageId !== undefined) {
+    tapInbound(client, (packet) => {
+      if ((packet.cmd === 'puback' || packet.cmd === 'pubcomp') && typeof packet.messageId === 'number') {
         for (const group of this.#groups.values()) group.members.get(client.id)?.unacked.delete(packet.messageId)
       }
     })

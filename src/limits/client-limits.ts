@@ -1,5 +1,5 @@
 import type { Aedes, Client } from 'aedes'
-import type { EventEmitter } from 'node:events'
+import { tapInbound, transformOutbound, type WirePacket } from '../broker/packet-taps.js'
 import type { Config } from '../config/schema.js'
 import type { LimitStats } from './limit-stats.js'
 import { TokenBucket, burstFor } from './token-bucket.js'
@@ -37,8 +37,6 @@ interface ClientState {
 interface ClientInternals {
   version: number | null
   subscriptions: Record<string, unknown>
-  transformOutgoing?: (packet: AckPacket) => AckPacket
-  _parser: EventEmitter
 }
 
 export interface ClientLimits {
@@ -95,10 +93,9 @@ export function createClientLimits(limits: Config['limits'], stats: LimitStats):
       states.set(client, state)
       if (maxSubs <= 0) return
       const c = client as unknown as ClientInternals
-      // Must run before aedes handles the packet: wrap aedes's own 'packet' listener (the only
-      // one at this point) rather than prepend one, so code that later wraps "the first
-      // listener" the same way keeps the order.
-      beforeAedes(c, (packet) => {
+      // before aedes handles the packet
+      tapInbound(client, (raw) => {
+        const packet = raw as unknown as ParsedPacket
         if (packet.cmd === 'subscribe' && packet.subscriptions) {
           const filters = (state.filters ??= new Set(Object.keys(c.subscriptions)))
           let refused = false
@@ -121,12 +118,7 @@ export function createClientLimits(limits: Config['limits'], stats: LimitStats):
     installReasonCodes(client) {
       const state = states.get(client)
       if (!state) return
-      const c = client as unknown as ClientInternals
-      const next = c.transformOutgoing
-      c.transformOutgoing = (packet) => {
-        const out = rewriteAck(state, packet)
-        return next ? next(out) : out
-      }
+      transformOutbound(client, (packet) => rewriteAck(state, packet as unknown as AckPacket) as unknown as WirePacket)
     },
 
     clientIdTooLong: (clientId) => longerThan(clientId, limits.maxClientIdLength),
@@ -176,14 +168,3 @@ function longerThan(value: string, max: number): boolean {
   return value.length * 3 > max && utf8Length(value) > max
 }
 
-/** Runs `inspect` on each parsed packet just before aedes's parser listener handles it. */
-function beforeAedes(c: ClientInternals, inspect: (packet: ParsedPacket) => void): void {
-  const parser = c._parser
-  const [handle] = parser.listeners('packet') as Array<(this: EventEmitter, packet: ParsedPacket) => void>
-  if (!handle) throw new Error('aedes client has no parser listener to wrap')
-  parser.removeListener('packet', handle)
-  parser.prependListener('packet', function (this: EventEmitter, packet: ParsedPacket) {
-    inspect(packet)
-    handle.call(this, packet)
-  })
-}

@@ -1,6 +1,7 @@
 import type { Aedes, AedesPublishPacket, Client } from 'aedes'
 import type { EventEmitter } from 'node:events'
 import { onClientCreated } from '../broker/client-setup.js'
+import { tapInbound, type WirePacket } from '../broker/packet-taps.js'
 import { connectionInfo } from '../broker/connection-info.js'
 import { CONNECT_RESULTS, connectResult, type BrokerStats, type CountingSocket } from './broker-stats.js'
 import { createPublishTracker } from './publish-tracker.js'
@@ -18,7 +19,6 @@ import { createPublishTracker } from './publish-tracker.js'
 
 /** Fields of aedes's objects read here; not in its typings. */
 interface ClientInternals {
-  _parser: EventEmitter
   _cleanStart?: boolean
   connackSent?: boolean
 }
@@ -57,9 +57,7 @@ export function instrumentBroker(broker: Aedes, stats: BrokerStats): void {
   const { received, sent, latency } = stats
   const failed = CONNECT_RESULTS.indexOf('failed')
 
-  // PUBLISH in: counted and time-stamped as the parser emits it. aedes's parser listener is
-  // replaced by one that does this first: a second listener would make every emit copy the
-  // listener array.
+  // PUBLISH in: counted and time-stamped as the parser emits it, before aedes handles it.
   const countIncoming = (packet: IncomingPublish): void => {
     if (packet.cmd !== 'publish') return
     received[packet.qos ?? 0]!++
@@ -68,15 +66,7 @@ export function instrumentBroker(broker: Aedes, stats: BrokerStats): void {
 
   onClientCreated(broker, (client) => {
     const c = client as unknown as Client & ClientInternals
-    const parser = c._parser
-    const [handlePacket] = parser.listeners('packet') as Array<(this: EventEmitter, packet: IncomingPublish) => void>
-    if (handlePacket) {
-      parser.removeListener('packet', handlePacket)
-      parser.on('packet', function (this: EventEmitter, packet: IncomingPublish) {
-        countIncoming(packet)
-        handlePacket.call(this, packet)
-      })
-    }
+    tapInbound(client, countIncoming as (packet: WirePacket) => void)
 
     // Connections and bytes: the transport socket (the HTTP upgrade socket for WebSockets) keeps
     // its own byte counts, read when scraped; only its end is recorded here.

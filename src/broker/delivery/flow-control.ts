@@ -1,5 +1,6 @@
 import type { AedesPublishPacket, Client } from 'aedes'
 import { Readable } from 'node:stream'
+import { tapInbound } from '../packet-taps.js'
 
 /** Reason codes at or above this value end a QoS 2 flow at PUBREC (§4.3.3). */
 const REASON_CODE_ERROR = 0x80
@@ -145,7 +146,6 @@ export function outboundWindow(client: Client): OutboundWindow | undefined {
 }
 
 interface ClientWithParser {
-  _parser: { on(event: 'packet', listener: (packet: { cmd: string; reasonCode?: number }) => void): void }
   receiveMaximum?: number
   version: number | null
   conn: { once(event: 'close', listener: () => void): void }
@@ -168,9 +168,9 @@ export function installOutboundWindow(client: Client, options: FlowControlOption
   }
   const window = new OutboundWindow(limit, options.maxPending, options.onOverflow)
   windows.set(client, window)
-  c._parser.on('packet', (packet) => {
+  tapInbound(client, (packet) => {
     if (packet.cmd === 'puback' || packet.cmd === 'pubcomp') window.release()
-    else if (packet.cmd === 'pubrec' && (packet.reasonCode ?? 0) >= REASON_CODE_ERROR) window.release()
+    else if (packet.cmd === 'pubrec' && ((packet.reasonCode as number | undefined) ?? 0) >= REASON_CODE_ERROR) window.release()
   })
   c.conn.once('close', () => window.close())
   return window

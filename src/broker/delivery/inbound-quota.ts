@@ -1,4 +1,5 @@
 import type { Client } from 'aedes'
+import { tapInbound } from '../packet-taps.js'
 
 /** DISCONNECT reason: the client sent more unacknowledged QoS 1/2 PUBLISH than allowed. */
 const RECEIVE_MAXIMUM_EXCEEDED = 0x93
@@ -25,8 +26,9 @@ interface ParsedPacket {
 export function installInboundQuota(client: Client, receiveMaximum: number): void {
   const state: InboundState = { qos1: 0, qos2: new Set() }
   states.set(client, state)
-  const c = client as unknown as { _parser: { on(e: 'packet', l: (p: ParsedPacket) => void): void }; version: number | null }
-  c._parser.on('packet', (packet) => {
+  const c = client as unknown as { version: number | null }
+  tapInbound(client, (raw) => {
+    const packet = raw as unknown as ParsedPacket
     if (packet.cmd === 'publish') {
       if (packet.qos === 1) state.qos1++
       else if (packet.qos === 2 && packet.messageId !== undefined) state.qos2.add(packet.messageId)

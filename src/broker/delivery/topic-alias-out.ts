@@ -1,4 +1,5 @@
 import type { Client } from 'aedes'
+import { transformOutbound } from '../packet-taps.js'
 
 interface OutgoingPublish {
   cmd: string
@@ -16,14 +17,14 @@ interface OutgoingPublish {
 export function installOutboundTopicAliases(client: Client, topicAliasMaximum: number): void {
   if (topicAliasMaximum <= 0) return
   const aliases = new Map<string, number>()
-  const target = client as unknown as { transformOutgoing?: (packet: OutgoingPublish) => OutgoingPublish }
-  target.transformOutgoing = (packet) => {
-    if (packet.cmd !== 'publish' || !packet.topic) return packet
+  transformOutbound(client, (wire) => {
+    const packet = wire as unknown as OutgoingPublish
+    if (packet.cmd !== 'publish' || !packet.topic) return wire
     const known = aliases.get(packet.topic)
     if (known !== undefined) return { ...packet, topic: '', properties: { ...packet.properties, topicAlias: known } }
-    if (aliases.size >= topicAliasMaximum) return packet
+    if (aliases.size >= topicAliasMaximum) return wire
     const alias = aliases.size + 1
     aliases.set(packet.topic, alias)
     return { ...packet, properties: { ...packet.properties, topicAlias: alias } }
-  }
+  })
 }
