@@ -49,8 +49,11 @@ export const MIGRATIONS: readonly Migration[] = [
         bytes      INTEGER NOT NULL,
         body       INTEGER NOT NULL
       );
-      CREATE INDEX outgoing_by_message_id ON outgoing (client_id, message_id);
-      CREATE INDEX outgoing_by_body ON outgoing (client_id, body);
+      -- (client_id) reads a session's queue in seq order; only in-flight rows have a packet id,
+      -- so that index is partial and a queued insert never touches it; (body) is append-only.
+      CREATE INDEX outgoing_by_client ON outgoing (client_id);
+      CREATE INDEX outgoing_in_flight ON outgoing (client_id, message_id) WHERE message_id IS NOT NULL;
+      CREATE INDEX outgoing_by_body ON outgoing (body);
       CREATE TRIGGER outgoing_deleted AFTER DELETE ON outgoing BEGIN
         UPDATE bodies SET refs = refs - 1 WHERE id = old.body;
         DELETE FROM bodies WHERE id = old.body AND refs <= 0;

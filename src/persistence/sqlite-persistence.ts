@@ -381,7 +381,7 @@ export class SqlitePersistence {
     const brokerCounter = typeof packet.brokerCounter === 'number' ? packet.brokerCounter : null
     return this.#write(() => {
       if (brokerId !== null && brokerCounter !== null) {
-        const row = sql.outgoingByCounter.get(client.id, brokerCounter, brokerId)
+        const row = sql.outgoingByCounter.get(brokerCounter, brokerId, client.id)
         if (row) {
           sql.outgoingSetMessageId.run(messageId, row.seq)
           this.#queues.change(client.id, 0, row.message_id !== null, messageId !== null)
@@ -415,7 +415,7 @@ export class SqlitePersistence {
       if (typeof p.messageId === 'number') {
         row = sql.outgoingFindByMessageId.get(client.id, p.messageId)
       } else if (typeof p.brokerId === 'string' && typeof p.brokerCounter === 'number') {
-        row = sql.outgoingFindQueuedByCounter.get(client.id, p.brokerCounter, p.brokerId)
+        row = sql.outgoingFindQueuedByCounter.get(p.brokerCounter, p.brokerId, client.id)
       } else {
         row = sql.outgoingFindFirstQueued.get(client.id)
       }

@@ -66,9 +66,12 @@ export function prepareStatements(db: Database) {
       `SELECT o.seq, o.message_id, o.bytes, b.packet FROM outgoing o JOIN bodies b ON b.id = o.body
        WHERE o.client_id = ? AND o.seq > ? AND o.seq <= ? ORDER BY o.seq LIMIT ?`,
     ),
-    outgoingByCounter: s<[clientId: Id, brokerCounter: number, brokerId: string], SeqAndMessageId>(
-      `SELECT o.seq, o.message_id FROM bodies b JOIN outgoing o ON o.client_id = ? AND o.body = b.id
-       WHERE b.broker_counter = ? AND b.broker_id = ? ORDER BY o.seq LIMIT 1`,
+    // By broker counter: the body first (its index), then that body's few rows. INDEXED BY: left
+    // to itself the planner scans the whole session through outgoing_by_client.
+    outgoingByCounter: s<[brokerCounter: number, brokerId: string, clientId: Id], SeqAndMessageId>(
+      `SELECT seq, message_id FROM outgoing INDEXED BY outgoing_by_body
+       WHERE body IN (SELECT id FROM bodies WHERE broker_counter = ? AND broker_id = ?) AND client_id = ?
+       ORDER BY seq LIMIT 1`,
     ),
     // A different message that reuses the packet id (same broker, other counter) is never taken.
     outgoingByMessageIdOtherBroker: s<
@@ -87,9 +90,11 @@ export function prepareStatements(db: Database) {
       `SELECT o.seq, o.message_id, o.bytes, b.packet FROM outgoing o JOIN bodies b ON b.id = o.body
        WHERE o.client_id = ? AND o.message_id = ? ORDER BY o.seq LIMIT 1`,
     ),
-    outgoingFindQueuedByCounter: s<[clientId: Id, brokerCounter: number, brokerId: string], OutgoingRow>(
-      `SELECT o.seq, o.message_id, o.bytes, b.packet FROM bodies b JOIN outgoing o ON o.client_id = ? AND o.body = b.id
-       WHERE b.broker_counter = ? AND b.broker_id = ? AND o.message_id IS NULL ORDER BY o.seq LIMIT 1`,
+    outgoingFindQueuedByCounter: s<[brokerCounter: number, brokerId: string, clientId: Id], OutgoingRow>(
+      `SELECT o.seq, o.message_id, o.bytes, b.packet FROM outgoing o INDEXED BY outgoing_by_body JOIN bodies b ON b.id = o.body
+       WHERE o.body IN (SELECT id FROM bodies WHERE broker_counter = ? AND broker_id = ?)
+         AND o.client_id = ? AND o.message_id IS NULL
+       ORDER BY o.seq LIMIT 1`,
     ),
     outgoingFindFirstQueued: s<[clientId: Id], OutgoingRow>(
       `SELECT o.seq, o.message_id, o.bytes, b.packet FROM outgoing o JOIN bodies b ON b.id = o.body
