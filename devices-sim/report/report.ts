@@ -1,5 +1,5 @@
 // The report of one run: plain JSON (written by --json), built from the workers' final
-// accounting. Field meanings are documented in USAGE.md.
+// accounting. Field meanings are documented in docs/simulator.md.
 import type { WorkerMessage, WorkerStats } from '../fleet/protocol.js'
 import type { Scenario } from '../scenario/resolve-scenario.js'
 import { computeLoss } from '../stats/loss.js'

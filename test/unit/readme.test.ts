@@ -1,0 +1,41 @@
+import { readFileSync } from 'node:fs'
+import { describe, expect, it } from 'vitest'
+import { configReference } from '../../src/config/reference.js'
+import { brokerMetricDefinitions } from '../../src/metrics/broker-metrics.js'
+import { createBrokerStats } from '../../src/metrics/broker-stats.js'
+import { emptySnapshot } from '../../src/metrics/broker-snapshot.js'
+
+// The README is the front door: its configuration reference and metrics list must not drift.
+const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
+
+describe('README', () => {
+  it('documents every configuration key', () => {
+    const missing = configReference()
+      .filter((k) => !k.key.includes('['))
+      .filter((k) => !readme.includes(`\`${k.key}\``))
+      .map((k) => k.key)
+    expect(missing).toEqual([])
+  })
+
+  it('documents every listener field', () => {
+    const fields = new Set(
+      configReference()
+        .filter((k) => k.key.includes('['))
+        .map((k) => k.key.replace(/^listeners\[type=\w+\]\./, '')),
+    )
+    const missing = [...fields].filter((f) => !readme.includes(`\`${f}\``))
+    expect(missing).toEqual([])
+  })
+
+  it('lists every metric family', () => {
+    const names = brokerMetricDefinitions({
+      stats: createBrokerStats(),
+      version: '0',
+      startedAt: 0,
+      listenerNames: () => [],
+      snapshot: emptySnapshot,
+      security: { authFailures: {}, denied: {}, limitHits: {} },
+    }).map((d) => d.name)
+    expect(names.filter((n) => !readme.includes(`\`${n}`))).toEqual([])
+  })
+})
