@@ -19,8 +19,7 @@ interface Tally {
   qos2: Map<number, number>
 }
 
-function tally(client: MqttClient): Tally {
-  const t: Tally = { qos1: new Map(), qos2: new Map() }
+function tally(client: MqttClient, t: Tally = { qos1: new Map(), qos2: new Map() }): Tally {
   client.on('message', (topic, payload) => {
     const seq = Number(payload.toString())
     const map = topic.endsWith('/q2') ? t.qos2 : t.qos1
@@ -49,6 +48,8 @@ describe('kill -9 durability (SQLite store)', () => {
 
     // offline subscriber (3.1.1 persistent session): subscribes, leaves, comes back at the very end
     const offline = await mqtt.connectAsync(url, { clientId: 'crash-offline', clean: false, protocolVersion: 4, reconnectPeriod: 0 })
+    // counted from the start: the first messages can reach it while its DISCONNECT is under way
+    const offlineTally = tally(offline)
     await offline.subscribeAsync('crash/#', { qos: 2 })
     await offline.endAsync()
 
@@ -99,7 +100,7 @@ describe('kill -9 durability (SQLite store)', () => {
     await start(port)
     const back = await mqtt.connectAsync(url, { clientId: 'crash-offline', clean: false, protocolVersion: 4, reconnectPeriod: 0 })
     clients.push(back)
-    const offlineTally = tally(back)
+    tally(back, offlineTally)
 
     const complete = (t: Tally) => [...acked.qos1].every((n) => t.qos1.has(n)) && [...acked.qos2].every((n) => t.qos2.has(n))
     const deadline = Date.now() + 30_000
