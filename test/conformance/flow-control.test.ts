@@ -1,23 +1,17 @@
 import type { Packet } from 'mqtt-packet'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { startBroker, type RunningBroker } from '../helpers/in-process-broker.js'
-import { createClientPool, sleep } from '../helpers/mqtt-clients.js'
+import { afterEach, describe, expect, it } from 'vitest'
+import { useBroker } from '../helpers/in-process-broker.js'
+import { sleep } from '../helpers/mqtt-clients.js'
 import { connectPacket, rawConnect, type RawClient } from '../helpers/raw-client.js'
 import { storeConfigs } from '../helpers/stores.js'
 
 // §4.9 flow control (Receive Maximum both ways) and §3.1.2.11.4 / §3.2.2.3.6 Maximum Packet Size.
 describe.each(storeConfigs())('flow control and packet size ($name store)', ({ store }) => {
-  let running: RunningBroker
-  const pool = createClientPool()
+  const { running, pool } = useBroker(() => ({ store: store(), mqtt: { receiveMaximum: 3, maxPacketSize: 1000 } }))
   const raws: RawClient[] = []
-  beforeAll(async () => {
-    running = await startBroker({ store: store(), mqtt: { receiveMaximum: 3, maxPacketSize: 1000 } })
-  })
-  afterEach(async () => {
+  afterEach(() => {
     for (const r of raws.splice(0)) r.close()
-    await pool.closeAll()
   })
-  afterAll(() => running?.close())
 
   const publishes = (client: RawClient) => client.received.filter((p): p is Packet & { cmd: 'publish'; messageId: number; payload: Buffer } => p.cmd === 'publish')
 

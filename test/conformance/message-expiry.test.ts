@@ -1,17 +1,11 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { startBroker, type RunningBroker } from '../helpers/in-process-broker.js'
-import { collectMessages, createClientPool, sleep } from '../helpers/mqtt-clients.js'
+import { describe, expect, it } from 'vitest'
+import { useBroker } from '../helpers/in-process-broker.js'
+import { collectMessages, sleep } from '../helpers/mqtt-clients.js'
 import { storeConfigs } from '../helpers/stores.js'
 
 // §3.3.2.3.3 Message Expiry Interval, for queued and retained messages.
 describe.each(storeConfigs())('message expiry ($name store)', ({ store }) => {
-  let running: RunningBroker
-  const pool = createClientPool()
-  beforeAll(async () => {
-    running = await startBroker({ store: store() })
-  })
-  afterEach(() => pool.closeAll())
-  afterAll(() => running?.close())
+  const { running, pool } = useBroker(() => ({ store: store() }))
 
   const session = (clientId: string) => ({ protocolVersion: 5 as const, clientId, clean: false, properties: { sessionExpiryInterval: 60 } })
 

@@ -1,22 +1,16 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { startBroker, type RunningBroker } from '../helpers/in-process-broker.js'
-import { collectMessages, createClientPool, sleep } from '../helpers/mqtt-clients.js'
+import { afterEach, describe, expect, it } from 'vitest'
+import { useBroker } from '../helpers/in-process-broker.js'
+import { collectMessages, sleep } from '../helpers/mqtt-clients.js'
 import { connectPacket, rawConnect, type RawClient } from '../helpers/raw-client.js'
 import { storeConfigs } from '../helpers/stores.js'
 
 // Reason codes (§2.4), topic aliases (§3.3.2.3.4) and request/response (§4.10), on the wire.
 describe.each(storeConfigs())('reason codes, topic aliases, request/response ($name store)', ({ store }) => {
-  let running: RunningBroker
-  const pool = createClientPool()
+  const { running, pool } = useBroker(() => ({ store: store(), mqtt: { topicAliasMaximum: 4, maxKeepAlive: 2 } }))
   const raws: RawClient[] = []
-  beforeAll(async () => {
-    running = await startBroker({ store: store(), mqtt: { topicAliasMaximum: 4, maxKeepAlive: 2 } })
-  })
-  afterEach(async () => {
+  afterEach(() => {
     for (const r of raws.splice(0)) r.close()
-    await pool.closeAll()
   })
-  afterAll(() => running?.close())
 
   async function raw(clientId: string, version: 4 | 5 = 5, extra: Record<string, unknown> = {}): Promise<RawClient> {
     const client = await rawConnect(running.port, version)

@@ -1,23 +1,17 @@
 import type { MqttClient } from 'mqtt'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { startBroker, type RunningBroker } from '../helpers/in-process-broker.js'
-import { collectMessages, createClientPool, sleep } from '../helpers/mqtt-clients.js'
+import { afterEach, describe, expect, it } from 'vitest'
+import { useBroker } from '../helpers/in-process-broker.js'
+import { collectMessages, sleep } from '../helpers/mqtt-clients.js'
 import { connectPacket, rawConnect, type RawClient } from '../helpers/raw-client.js'
 import { storeConfigs } from '../helpers/stores.js'
 
 // §4.8.2 shared subscriptions, for MQTT 5 and 3.1.1 members.
 describe.each(storeConfigs())('shared subscriptions ($name store)', ({ store }) => {
-  let running: RunningBroker
-  const pool = createClientPool()
+  const { running, pool } = useBroker(() => ({ store: store() }))
   const raws: RawClient[] = []
-  beforeAll(async () => {
-    running = await startBroker({ store: store() })
-  })
-  afterEach(async () => {
+  afterEach(() => {
     for (const r of raws.splice(0)) r.close()
-    await pool.closeAll()
   })
-  afterAll(() => running?.close())
 
   const publishN = async (topic: string, n: number, qos: 0 | 1 | 2 = 1) => {
     const pub = await pool.connect(running.url, { protocolVersion: 5 })
@@ -137,13 +131,7 @@ describe.each(storeConfigs())('shared subscriptions ($name store)', ({ store }) 
 })
 
 describe('shared subscriptions switched off', () => {
-  let running: RunningBroker
-  const pool = createClientPool()
-  beforeAll(async () => {
-    running = await startBroker({ mqtt: { sharedSubscriptions: false } })
-  })
-  afterEach(() => pool.closeAll())
-  afterAll(() => running?.close())
+  const { running, pool } = useBroker(() => ({ mqtt: { sharedSubscriptions: false } }))
 
   it('[MQTT-3.2.2-...] advertises them unavailable and refuses them with 0x9E', async () => {
     const c = pool.raw(running.url, { protocolVersion: 5 })

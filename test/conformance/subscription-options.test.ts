@@ -1,17 +1,11 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { startBroker, type RunningBroker } from '../helpers/in-process-broker.js'
-import { collectMessages, createClientPool, sleep } from '../helpers/mqtt-clients.js'
+import { describe, expect, it } from 'vitest'
+import { useBroker } from '../helpers/in-process-broker.js'
+import { collectMessages, sleep } from '../helpers/mqtt-clients.js'
 import { storeConfigs } from '../helpers/stores.js'
 
 // §3.8.3.1 subscription options, §3.3.4 overlapping subscriptions, §3.8.2.1.2 identifiers.
 describe.each(storeConfigs())('subscription options and identifiers ($name store)', ({ store }) => {
-  let running: RunningBroker
-  const pool = createClientPool()
-  beforeAll(async () => {
-    running = await startBroker({ store: store() })
-  })
-  afterEach(() => pool.closeAll())
-  afterAll(() => running?.close())
+  const { running, pool } = useBroker(() => ({ store: store() }))
   const v5 = (options = {}) => pool.connect(running.url, { protocolVersion: 5, ...options })
 
   it('[MQTT-3.3.4-3] a message matching several subscriptions carries every matching identifier', async () => {

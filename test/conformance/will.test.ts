@@ -1,17 +1,11 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { startBroker, type RunningBroker } from '../helpers/in-process-broker.js'
-import { collectMessages, createClientPool, sleep } from '../helpers/mqtt-clients.js'
+import { describe, expect, it } from 'vitest'
+import { useBroker } from '../helpers/in-process-broker.js'
+import { collectMessages, sleep } from '../helpers/mqtt-clients.js'
 import { storeConfigs } from '../helpers/stores.js'
 
 // §3.1.2.5 / §3.1.3.2: the Will Message of MQTT 5 clients.
 describe.each(storeConfigs())('will messages ($name store)', ({ store }) => {
-  let running: RunningBroker
-  const pool = createClientPool()
-  beforeAll(async () => {
-    running = await startBroker({ store: store() })
-  })
-  afterEach(() => pool.closeAll())
-  afterAll(() => running?.close())
+  const { running, pool } = useBroker(() => ({ store: store() }))
 
   const watch = async (topic: string) => {
     const watcher = await pool.connect(running.url, { protocolVersion: 5 })

@@ -1,6 +1,8 @@
 import { pino } from 'pino'
+import { afterAll, afterEach, beforeAll } from 'vitest'
 import { createBroker, type BrokerOptions, type MqliteBroker } from '../../src/app.js'
 import type { ConfigInput } from '../../src/config/schema.js'
+import { createClientPool } from './mqtt-clients.js'
 
 export interface RunningBroker {
   broker: MqliteBroker
@@ -30,4 +32,34 @@ export async function startBroker(
   const first = broker.listeners[0]
   if (!first) throw new Error('broker has no listener')
   return { broker, port: first.address.port, url: first.url, close: () => broker.close() }
+}
+
+/**
+ * A broker for one `describe` block: started before its tests and closed after them, with a
+ * client pool closed after each test. `running` reads the started broker.
+ */
+export function useBroker(config: () => ConfigInput, options: BrokerOptions = {}) {
+  const pool = createClientPool()
+  let started: RunningBroker | undefined
+  beforeAll(async () => {
+    started = await startBroker(config(), options)
+  })
+  afterEach(() => pool.closeAll())
+  afterAll(() => started?.close())
+  const current = (): RunningBroker => {
+    if (!started) throw new Error('the broker has not started')
+    return started
+  }
+  const running = {
+    get broker() {
+      return current().broker
+    },
+    get port() {
+      return current().port
+    },
+    get url() {
+      return current().url
+    },
+  }
+  return { running, pool }
 }

@@ -1,17 +1,11 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { startBroker, type RunningBroker } from '../helpers/in-process-broker.js'
-import { collectMessages, createClientPool, sleep } from '../helpers/mqtt-clients.js'
+import { describe, expect, it } from 'vitest'
+import { useBroker } from '../helpers/in-process-broker.js'
+import { collectMessages, sleep } from '../helpers/mqtt-clients.js'
 import { storeConfigs } from '../helpers/stores.js'
 
 // The protocol basics, end to end over TCP, for every store and both main protocol versions.
 describe.each(storeConfigs())('publish/subscribe on the $name store', ({ store }) => {
-  let running: RunningBroker
-  const pool = createClientPool()
-  beforeAll(async () => {
-    running = await startBroker({ store: store() })
-  })
-  afterEach(() => pool.closeAll())
-  afterAll(() => running?.close())
+  const { running, pool } = useBroker(() => ({ store: store() }))
 
   describe.each([4, 5] as const)('MQTT protocol version %i', (protocolVersion) => {
     const connect = (options: Parameters<typeof pool.connect>[1] = {}) =>

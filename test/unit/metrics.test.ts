@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { validateConfig } from '../../src/config/load.js'
-import { brokerMetricDefinitions } from '../../src/metrics/broker-metrics.js'
-import { emptySnapshot } from '../../src/metrics/broker-snapshot.js'
+import { allMetricDefinitions } from '../helpers/metric-definitions.js'
 import { connectResult, createBrokerStats } from '../../src/metrics/broker-stats.js'
 import { histogramSamples } from '../../src/metrics/collected-metric.js'
 import { createFastHistogram } from '../../src/metrics/fast-histogram.js'
@@ -88,14 +87,7 @@ describe('docs/metrics.md', () => {
     for (const m of doc.matchAll(/^\| `(mqlite_[a-z_]+)` \| (\w+) \|([^|]*)\|/gm)) {
       rows.set(m[1]!, { type: m[2]!, labels: m[3]!.replace(/`/g, '').trim() })
     }
-    const definitions = brokerMetricDefinitions({
-      stats: createBrokerStats(),
-      version: '0',
-      startedAt: 0,
-      listenerNames: () => [],
-      snapshot: emptySnapshot,
-      security: { authFailures: {}, denied: {}, limitHits: {} },
-    })
+    const definitions = allMetricDefinitions()
     expect([...rows.keys()].sort()).toEqual(definitions.map((d) => d.name).sort())
     for (const d of definitions) {
       expect(rows.get(d.name), d.name).toEqual({ type: d.type, labels: d.labelNames.join(', ') })

@@ -1,9 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { configReference } from '../../src/config/reference.js'
-import { brokerMetricDefinitions } from '../../src/metrics/broker-metrics.js'
-import { createBrokerStats } from '../../src/metrics/broker-stats.js'
-import { emptySnapshot } from '../../src/metrics/broker-snapshot.js'
+import { allMetricDefinitions } from '../helpers/metric-definitions.js'
 
 // The README is the front door: its configuration reference and metrics list must not drift.
 const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8')
@@ -28,14 +26,7 @@ describe('README', () => {
   })
 
   it('lists every metric family', () => {
-    const names = brokerMetricDefinitions({
-      stats: createBrokerStats(),
-      version: '0',
-      startedAt: 0,
-      listenerNames: () => [],
-      snapshot: emptySnapshot,
-      security: { authFailures: {}, denied: {}, limitHits: {} },
-    }).map((d) => d.name)
+    const names = allMetricDefinitions().map((d) => d.name)
     expect(names.filter((n) => !readme.includes(`\`${n}`))).toEqual([])
   })
 })
