@@ -179,13 +179,14 @@ const retained: BenchScenario = {
   },
 }
 
-const durable: BenchScenario = {
-  name: 'durable',
-  description: 'QoS 1 publishes PUBACKed while 10 persistent subscribers are offline',
+/** QoS 1 publishes PUBACKed while `sessions` persistent subscribers are offline (queued for each). */
+const durable = (sessions: number): BenchScenario => ({
+  name: sessions === 10 ? 'durable' : `durable-${sessions}`,
+  description: `QoS 1 publishes PUBACKed while ${sessions} persistent subscriber(s) are offline`,
   async run(broker, quick) {
     const count = quick ? 10_000 : 100_000
     const sessionOptions = (i: number) => ({ clientId: `bench-durable-sub-${i}`, clean: false })
-    const subs = await connectClients(broker.url, 10, sessionOptions)
+    const subs = await connectClients(broker.url, sessions, sessionOptions)
     await Promise.all(subs.map((s) => s.subscribeAsync('bench/durable/#', { qos: 1 })))
     await closeClients(subs)
     const pubs = await connectClients(broker.url, 10, (i) => ({ clientId: `bench-durable-pub-${i}` }))
@@ -206,7 +207,7 @@ const durable: BenchScenario = {
       return {
         metrics: [
           { key: 'rate', label: 'PUBACKed msg/s', value: acked / seconds, unit: 'msg/s', better: 'higher' },
-          { key: 'rssGrowth', label: `RSS growth KiB (${count * 10} queued)`, value: after - before, unit: 'KiB', better: 'lower' },
+          { key: 'rssGrowth', label: `RSS growth KiB (${count * sessions} queued)`, value: after - before, unit: 'KiB', better: 'lower' },
         ],
         notes: drained.received < count ? [`a returning subscriber got ${drained.received}/${count} queued messages`] : [],
       }
@@ -214,6 +215,6 @@ const durable: BenchScenario = {
       await closeClients(pubs)
     }
   },
-}
+})
 
-export const SCENARIOS: readonly BenchScenario[] = [fanIn(0), fanIn(1), fanIn(2), fanOut, latency, idleConnections, retained, durable]
+export const SCENARIOS: readonly BenchScenario[] = [fanIn(0), fanIn(1), fanIn(2), fanOut, latency, idleConnections, retained, durable(1), durable(10)]
