@@ -81,7 +81,7 @@ export async function createAedes({
   )
   planOfflineQueue(store)
   const outgoingStream = store.outgoingStream.bind(store)
-  store.outgoingStream = (client) => pacedOutgoingStream(client, outgoingStream(client))
+  store.outgoingStream = (client) => pacedOutgoingStream(client, outgoingStream(client), authorizer.canReceive?.bind(authorizer))
 
   const { mqtt } = config
   const options: AedesOptions = {

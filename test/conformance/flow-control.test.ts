@@ -59,6 +59,22 @@ describe.each(storeConfigs())('flow control and packet size ($name store)', ({ s
     expect(publishes(back).map((p) => p.payload.toString())).toEqual(['q0', 'q1', 'q2', 'q3'])
   })
 
+  it('does not spend the window on queued messages that are dropped instead of sent', async () => {
+    const props = { receiveMaximum: 2, sessionExpiryInterval: 60 }
+    const first = await rawV5('rm-expired', props, { clean: false })
+    first.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'rm/expired', qos: 1 }] })
+    await first.next((p) => p.cmd === 'suback')
+    first.send({ cmd: 'disconnect' })
+    await first.closed
+    const pub = await pool.connect(running.url, { protocolVersion: 5 })
+    for (let i = 0; i < 3; i++) await pub.publishAsync('rm/expired', `gone${i}`, { qos: 1, properties: { messageExpiryInterval: 1 } })
+    await sleep(1200)
+    const back = await rawV5('rm-expired', props, { clean: false })
+    await pub.publishAsync('rm/expired', 'live', { qos: 1 })
+    const live = await back.next((p) => p.cmd === 'publish')
+    expect((live as { payload: Buffer }).payload.toString()).toBe('live')
+  })
+
   it('[MQTT-3.3.4-7] advertises its Receive Maximum and disconnects a client exceeding it with 0x93', async () => {
     const client = await rawConnect(running.port, 5)
     raws.push(client)

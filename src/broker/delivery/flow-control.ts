@@ -139,6 +139,17 @@ export class OutboundWindow {
   }
 }
 
+/** A record of a session's stored queue, as the drain reads it. */
+interface DrainRecord {
+  cmd?: string
+  topic?: string
+  qos?: number
+  brokerId?: string
+  brokerCounter?: number
+  /** absolute expiry, ms since the epoch */
+  messageExpiry?: number
+}
+
 const windows = new WeakMap<Client, OutboundWindow>()
 
 export function outboundWindow(client: Client): OutboundWindow | undefined {
@@ -181,16 +192,28 @@ export function installOutboundWindow(client: Client, options: FlowControlOption
  * functions: pace it through the same window, one slot per PUBLISH or PUBREL, and open the gate
  * for live messages when it ends.
  */
-export function pacedOutgoingStream(client: Client, source: Readable): Readable {
+export function pacedOutgoingStream(
+  client: Client,
+  source: Readable,
+  canReceive?: (client: Client, topic: string) => boolean,
+): Readable {
   const window = windows.get(client)
+  const c = client as unknown as { closed: boolean; clean: boolean; _cleanStart?: boolean }
   // A closed client's queue is being emptied (session wipe), not sent: no pacing.
-  if (!window || (client as unknown as { closed: boolean }).closed) return source
+  if (!window || c.closed) return source
+  // What aedes drops from the drain instead of sending (a session that starts clean, an expired
+  // or no longer readable message) takes no slot: no acknowledgement would ever free it.
+  const dropped = (record: DrainRecord): boolean =>
+    c.clean ||
+    c._cleanStart === true ||
+    (record.messageExpiry !== undefined && record.messageExpiry <= Date.now()) ||
+    (canReceive !== undefined && record.topic !== undefined && !canReceive(client, record.topic))
   return Readable.from(
     (async function* paced() {
       try {
-        for await (const record of source as AsyncIterable<{ cmd?: string; qos?: number; brokerId?: string; brokerCounter?: number }>) {
+        for await (const record of source as AsyncIterable<DrainRecord>) {
           if (record.cmd !== 'pubrel' && !window.claimForDrain(record)) continue
-          if (record.cmd === 'pubrel' || (record.qos ?? 0) > 0) {
+          if (record.cmd === 'pubrel' || ((record.qos ?? 0) > 0 && !dropped(record))) {
             if (!(await window.acquire())) {
               source.destroy()
               return
