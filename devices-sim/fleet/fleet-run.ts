@@ -226,14 +226,10 @@ export function startFleet(scenario: Scenario, options: FleetRunOptions = {}): F
     return true
   }
 
-  let requestStop: (reason: StopReason) => void = () => undefined
-  const stopRequested = new Promise<StopReason>((resolve) => {
-    requestStop = (reason) => {
-      stoppedBy ??= reason
-      resolve(stoppedBy)
-      poke()
-    }
-  })
+  const requestStop = (reason: StopReason): void => {
+    stoppedBy ??= reason
+    poke()
+  }
 
   async function drive(): Promise<Report> {
     const setupDeadline = now() + scenario.broker.connectTimeoutMs + 5000
