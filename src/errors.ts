@@ -25,3 +25,13 @@ export class ListenerError extends MqliteError {
     super('ERR_LISTENER', message, options)
   }
 }
+
+/**
+ * One PUBLISH was refused (ACL, publish rate) and the connection stays up. aedes reports it as a
+ * client error; it is counted in the metrics, so it is not worth a log line per message.
+ */
+export class PublishRefusedError extends MqliteError {
+  constructor(message: string) {
+    super('ERR_PUBLISH_REFUSED', message)
+  }
+}

@@ -18,6 +18,7 @@ import { planOfflineQueue, type QueueingStore } from './delivery/offline-queue.j
 import { hardenStore, usePrototypeFreeMaps, type HardenedStore } from './hardening.js'
 import { SharedSubscriptions, type SharedSubscriptionsStore } from './shared-subscriptions.js'
 import { dropWillDelayInterval } from './will-delay.js'
+import { PublishRefusedError } from '../errors.js'
 
 /** Fields of the beta's Client that mqlite reads or sets; not part of aedes's typings. */
 export interface ClientInternals {
@@ -125,7 +126,7 @@ export async function createAedes({
       // 3.1.1 has no negative PUBACK: acknowledge and drop rather than let aedes close the connection
       if (client && client.version !== 5) return guards.ackAndDrop(client, packet, callback)
       if (packet.qos === 1) inboundQoS1Done(client) // answered at once with a reason code
-      callback(new Error('not authorized to publish'))
+      callback(new PublishRefusedError('not authorized to publish'))
     },
     authorizeSubscribe: (client, sub, callback) => {
       const guard = guards.checkSubscribe(client, sub.topic)

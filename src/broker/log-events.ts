@@ -2,6 +2,7 @@ import type { EventEmitter } from 'node:events'
 import type { Aedes, Client } from 'aedes'
 import type { Logger } from '../log/logger.js'
 import { connectionInfo } from './connection-info.js'
+import { PublishRefusedError } from '../errors.js'
 
 /**
  * One log line per connect, disconnect (with its reason) and protocol error. Nothing per message:
@@ -23,7 +24,11 @@ export function logBrokerEvents(broker: Aedes, logger: Logger): void {
     )
   })
   broker.on('keepaliveTimeout', (client) => logger.info(describe(client), 'keep-alive timeout'))
-  broker.on('clientError', (client, err) => logger.warn({ ...describe(client), err: err.message }, 'client error'))
+  broker.on('clientError', (client, err) => {
+    // a refused PUBLISH is per message (and counted in the metrics): debug, not warn
+    const level = err instanceof PublishRefusedError ? 'debug' : 'warn'
+    logger[level]({ ...describe(client), err: err.message }, 'client error')
+  })
   broker.on('connectionError', (client, err) => {
     logger.warn({ ...describe(client), err: err.message }, 'connection refused or broken before CONNECT completed')
   })

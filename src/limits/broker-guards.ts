@@ -7,6 +7,7 @@ import type { Logger } from '../log/logger.js'
 import { createClientLimits, type ClientLimits } from './client-limits.js'
 import { isMalformedString } from './hostile-input.js'
 import type { LimitName, LimitStats } from './limit-stats.js'
+import { PublishRefusedError } from '../errors.js'
 
 /** MQTT 5 DISCONNECT reason codes used here (§3.14.2.1). */
 const MALFORMED_PACKET = 0x81
@@ -129,7 +130,7 @@ export function createBrokerGuards({ limits, stats, logger, onQoS1Done }: Broker
       if (client.version === 5) {
         if (packet.qos > 0) clients.answerQuotaExceeded(client, packet.messageId)
         if (packet.qos === 1) onQoS1Done(client)
-        callback(new Error('publish rate exceeded: message dropped'))
+        callback(new PublishRefusedError('publish rate exceeded: message dropped'))
       } else {
         ackAndDrop(client, packet, callback)
       }
