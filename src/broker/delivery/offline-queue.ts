@@ -1,4 +1,4 @@
-import type { AedesPublishPacket, Client } from 'aedes'
+import type { AedesPublishPacket } from 'aedes'
 
 /** A persistent subscription as the store's topic index returns it. */
 export interface StoredSubscription {
@@ -8,11 +8,8 @@ export interface StoredSubscription {
   subscriptionIdentifier?: number
 }
 
-/** The store methods this module wraps. */
+/** The store method this module wraps; its topic index must return subscription identifiers. */
 export interface QueueingStore {
-  addSubscriptions(client: Client, subs: Array<{ topic: string; subscriptionIdentifier?: number }>): Promise<void>
-  removeSubscriptions(client: Client, topics: string[]): Promise<void>
-  cleanSubscriptions(client: Client): Promise<void>
   outgoingEnqueueCombi(subs: StoredSubscription[], packet: AedesPublishPacket): Promise<void>
 }
 
@@ -21,47 +18,19 @@ export interface QueueingStore {
  * QoS, without Subscription Identifiers. So a session with overlapping subscriptions gets
  * duplicates, a QoS 2 message reaches a QoS 1 wildcard subscriber at QoS 2, and identifiers are
  * lost. This wrapper enqueues one copy per session, at min(publish QoS, highest matching grant)
- * [MQTT-3.3.4-2, MQTT-3.8.4-8], carrying every matching identifier [MQTT-3.3.4-3].
- *
- * Identifiers come from the store's entry when it has them (the SQLite index keeps the whole
- * subscription) and otherwise from a map kept here as subscriptions are added and removed.
+ * [MQTT-3.3.4-2, MQTT-3.8.4-8], carrying every matching identifier [MQTT-3.3.4-3] (both stores'
+ * topic indexes return them).
  */
 export function planOfflineQueue<S extends QueueingStore>(store: S): S {
-  const identifiers = new Map<string, Map<string, number>>()
-  const addSubscriptions = store.addSubscriptions.bind(store)
-  const removeSubscriptions = store.removeSubscriptions.bind(store)
-  const cleanSubscriptions = store.cleanSubscriptions.bind(store)
   const enqueue = store.outgoingEnqueueCombi.bind(store)
-
-  store.addSubscriptions = async (client, subs) => {
-    await addSubscriptions(client, subs)
-    let byFilter = identifiers.get(client.id)
-    for (const sub of subs) {
-      if (sub.subscriptionIdentifier !== undefined) {
-        if (!byFilter) identifiers.set(client.id, (byFilter = new Map()))
-        byFilter.set(sub.topic, sub.subscriptionIdentifier)
-      } else {
-        byFilter?.delete(sub.topic)
-      }
-    }
-  }
-  store.removeSubscriptions = async (client, topics) => {
-    await removeSubscriptions(client, topics)
-    const byFilter = identifiers.get(client.id)
-    for (const topic of topics) byFilter?.delete(topic)
-  }
-  store.cleanSubscriptions = async (client) => {
-    await cleanSubscriptions(client)
-    identifiers.delete(client.id)
-  }
   store.outgoingEnqueueCombi = async (subs, packet) => {
     if (subs.length === 0) return
     // Common case first: one subscription per session, granted at least the publish QoS, no
     // identifier: the packet goes as it is, in one call.
-    if (isPlain(subs, packet, identifiers)) return enqueue(subs, packet)
+    if (isPlain(subs, packet)) return enqueue(subs, packet)
     const perSession = new Map<string, { sub: StoredSubscription; qos: number; ids: number[] }>()
     for (const sub of subs) {
-      const id = sub.subscriptionIdentifier ?? identifiers.get(sub.clientId)?.get(sub.topic)
+      const id = sub.subscriptionIdentifier
       const entry = perSession.get(sub.clientId)
       if (entry) {
         entry.qos = Math.max(entry.qos, sub.qos)
@@ -90,15 +59,14 @@ export function planOfflineQueue<S extends QueueingStore>(store: S): S {
   return store
 }
 
-function isPlain(subs: StoredSubscription[], packet: AedesPublishPacket, identifiers: Map<string, Map<string, number>>): boolean {
+function isPlain(subs: StoredSubscription[], packet: AedesPublishPacket): boolean {
   if (subs.length === 1) {
     const sub = subs[0]!
-    return sub.qos >= packet.qos && sub.subscriptionIdentifier === undefined && !identifiers.get(sub.clientId)?.has(sub.topic)
+    return sub.qos >= packet.qos && sub.subscriptionIdentifier === undefined
   }
   const seen = new Set<string>()
   for (const sub of subs) {
     if (sub.qos < packet.qos || sub.subscriptionIdentifier !== undefined || seen.has(sub.clientId)) return false
-    if (identifiers.get(sub.clientId)?.has(sub.topic)) return false
     seen.add(sub.clientId)
   }
   return true
