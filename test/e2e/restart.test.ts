@@ -64,6 +64,54 @@ describe('restarts (SQLite store)', () => {
     expect([will?.topic, will?.payload.toString()]).toEqual(['status/device-7', 'offline'])
   })
 
+  it('[MQTT-3.1.3-9] waits the Will Delay Interval before publishing a will left by a killed run', async () => {
+    const db = join(tempDir(), 'delayed-will.db')
+    await start(db)
+    const device = mqtt.connect(`mqtt://127.0.0.1:${broker!.port}`, {
+      protocolVersion: 5,
+      clientId: 'device-8',
+      reconnectPeriod: 0,
+      properties: { sessionExpiryInterval: 60 },
+      will: { topic: 'status/device-8', payload: Buffer.from('offline'), qos: 1, retain: false, properties: { willDelayInterval: 1 } },
+    })
+    device.on('error', () => {})
+    await new Promise((resolve) => device.once('connect', resolve))
+    await broker!.kill()
+    device.end(true)
+
+    await start(db)
+    const watcher = await pool.connect(`mqtt://127.0.0.1:${broker!.port}`, { protocolVersion: 5 })
+    const inbox = collectMessages(watcher)
+    await watcher.subscribeAsync('status/#', { qos: 1 })
+    const subscribedAt = Date.now()
+    const [will] = await inbox.waitFor(1, 5000)
+    expect(will?.payload.toString()).toBe('offline')
+    expect(Date.now() - subscribedAt).toBeGreaterThan(500)
+  })
+
+  it('keeps a persistent shared-subscription member and its queue across a restart', async () => {
+    const db = join(tempDir(), 'shared.db')
+    await start(db)
+    const url = () => `mqtt://127.0.0.1:${broker!.port}`
+    const member = { protocolVersion: 5 as const, clientId: 'shared-member', clean: false, properties: { sessionExpiryInterval: 3600 } }
+    const first = await pool.connect(url(), member)
+    await first.subscribeAsync('$share/workers/jobs/#', { qos: 1 })
+    await first.endAsync()
+    const before = await pool.connect(url(), { protocolVersion: 5 })
+    await before.publishAsync('jobs/1', 'queued before the restart', { qos: 1 })
+    await pool.closeAll()
+    expect(await broker!.stop('SIGTERM')).toBe(0)
+
+    await start(db)
+    const after = await pool.connect(url(), { protocolVersion: 5 })
+    // the group is known from the store although its only member is offline
+    await after.publishAsync('jobs/2', 'queued after the restart', { qos: 1 })
+    const back = pool.raw(url(), member)
+    const inbox = collectMessages(back)
+    const got = await inbox.waitFor(2)
+    expect(got.map((m) => m.payload.toString())).toEqual(['queued before the restart', 'queued after the restart'])
+  })
+
   it('[MQTT-3.1.2-23] counts the time the broker was down toward session expiry', async () => {
     const db = join(tempDir(), 'expiry.db')
     await start(db)
