@@ -1,29 +1,17 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { afterEach, describe, expect, test } from 'vitest'
+import { describe, expect, test } from 'vitest'
 import { StoreCommitError } from '../../src/persistence/errors.js'
 import type { CommitInfo } from '../../src/persistence/group-commit.js'
 import type { SqlitePersistenceOptions } from '../../src/persistence/options.js'
+import { storeFixtures } from '../helpers/store-fixtures.js'
 import { SqlitePersistence } from '../../src/persistence/sqlite-persistence.js'
 
-const dirs: string[] = []
-const stores: SqlitePersistence[] = []
-afterEach(async () => {
-  await Promise.all(stores.splice(0).map((s) => s.close()))
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
-})
-
-function dbPath(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'mqlite-gc-'))
-  dirs.push(dir)
-  return join(dir, 'store.db')
-}
+const { dbPath: fresh, track } = storeFixtures()
+const dbPath = (): string => fresh('store.db')
 
 async function open(options: SqlitePersistenceOptions): Promise<SqlitePersistence> {
   const store = new SqlitePersistence(options)
-  stores.push(store)
+  track(store)
   await store.setup({ id: 'broker-1', counter: 0 })
   return store
 }

@@ -1,4 +1,6 @@
+import Database from 'better-sqlite3'
 import { afterEach, describe, expect, test } from 'vitest'
+import { storeFixtures } from '../helpers/store-fixtures.js'
 import { QueueFullError } from '../../src/persistence/errors.js'
 import type { DropReason, SqlitePersistenceOptions } from '../../src/persistence/options.js'
 import { SqlitePersistence, type PacketLike } from '../../src/persistence/sqlite-persistence.js'
@@ -190,12 +192,9 @@ describe('outgoing queue semantics beyond the conformance suite', () => {
 })
 
 describe('shared message bodies', () => {
+  const fixtures = storeFixtures()
   test('a message queued for several sessions is stored once and deleted with its last row', async () => {
-    const { mkdtempSync } = await import('node:fs')
-    const { tmpdir } = await import('node:os')
-    const { join } = await import('node:path')
-    const { default: Database } = await import('better-sqlite3')
-    const path = join(mkdtempSync(join(tmpdir(), 'mqlite-bodies-')), 'q.db')
+    const path = fixtures.dbPath('q.db')
     const { store } = await open({ path })
     const count = (table: string): number => {
       const db = new Database(path, { readonly: true })

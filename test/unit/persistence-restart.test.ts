@@ -1,28 +1,16 @@
 import { execFile } from 'node:child_process'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { afterEach, describe, expect, test } from 'vitest'
+import { describe, expect, test } from 'vitest'
+import { storeFixtures } from '../helpers/store-fixtures.js'
 import { SqlitePersistence, type BrokerRef } from '../../src/persistence/sqlite-persistence.js'
 
-const dirs: string[] = []
-const stores: SqlitePersistence[] = []
-afterEach(async () => {
-  await Promise.all(stores.splice(0).map((s) => s.close()))
-  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true })
-})
-
-function dbPath(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'mqlite-restart-'))
-  dirs.push(dir)
-  return join(dir, 'mqlite.db')
-}
+const { dbPath: fresh, track } = storeFixtures()
+const dbPath = (): string => fresh('mqlite.db')
 
 async function open(path: string, broker: BrokerRef = { id: 'broker-1', counter: 0 }): Promise<SqlitePersistence> {
   const store = new SqlitePersistence({ path })
-  stores.push(store)
+  track(store)
   await store.setup(broker)
   return store
 }
