@@ -19,11 +19,7 @@ import { hardenStore, usePrototypeFreeMaps, type HardenedStore } from './hardeni
 import { SharedSubscriptions, type SharedSubscriptionsStore } from './shared-subscriptions.js'
 import { dropWillDelayInterval } from './will-delay.js'
 import { PublishRefusedError } from '../errors.js'
-
-/** Fields of the beta's Client that mqlite reads or sets; not part of aedes's typings. */
-export interface ClientInternals {
-  _serverKeepAlive?: number
-}
+import { brokerInternals, clientInternals } from './aedes-internals.js'
 
 /** Where the broker reports a message it did not deliver to one subscriber. */
 export type DropListener = (reason: DropReason | 'queue_full') => void
@@ -184,7 +180,7 @@ export async function createAedes({
  */
 function applyServerKeepAlive(client: Client, version: number, keepalive: number, limit: number): void {
   if (limit > 0 && version === 5 && (keepalive === 0 || keepalive > limit)) {
-    ;(client as Client & ClientInternals)._serverKeepAlive = limit
+    clientInternals(client)._serverKeepAlive = limit
   }
 }
 
@@ -199,8 +195,7 @@ function forwardIfReadable(canReceive: NonNullable<Authorizer['canReceive']>): A
  * publish handler reads the mark when it writes the acknowledgement.
  */
 async function markNoMatchingSubscribers(broker: Aedes, store: { subscriptionsByTopic(topic: string): Promise<unknown[]> }, packet: { topic: string }): Promise<void> {
-  const router = (broker as unknown as { mq: { _matcher: { match(topic: string): unknown[] } } }).mq
-  if (router._matcher.match(packet.topic).length > 0) return
+  if (brokerInternals(broker).mq._matcher.match(packet.topic).length > 0) return
   if ((await store.subscriptionsByTopic(packet.topic)).length > 0) return
   ;(packet as { noMatchingSubscribers?: boolean }).noMatchingSubscribers = true
 }

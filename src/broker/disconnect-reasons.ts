@@ -1,6 +1,5 @@
 import type { Client } from 'aedes'
-import mqttPacket from 'mqtt-packet'
-import type { Writable } from 'node:stream'
+import { clientInternals, writeDirect } from './aedes-internals.js'
 
 /** aedes error messages that end a v5 connection, and the DISCONNECT reason code each deserves. */
 const REASONS: Array<[RegExp, number]> = [
@@ -18,15 +17,11 @@ const REASONS: Array<[RegExp, number]> = [
  */
 export function explainDisconnects(client: Client): void {
   client.prependListener('error', (err: Error) => {
-    const c = client as unknown as { version: number | null; connected: boolean; closed: boolean; conn: Writable }
-    if (c.version !== 5 || !c.connected || c.closed || c.conn.destroyed) return
+    if (clientInternals(client).version !== 5) return
     const reasonCode = reasonFor(err)
     if (reasonCode === undefined) return
     try {
-      // Not writeToStream: it corks the stream until the next tick, and aedes destroys the socket
-      // before that, dropping the bytes.
-      while (c.conn.writableCorked > 0) c.conn.uncork()
-      c.conn.write(mqttPacket.generate({ cmd: 'disconnect', reasonCode }, { protocolVersion: 5 }))
+      writeDirect(client, { cmd: 'disconnect', reasonCode })
     } catch {
       // the connection is going away either way
     }

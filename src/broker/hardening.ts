@@ -1,5 +1,6 @@
 import type { Aedes, Client } from 'aedes'
 import { onClientCreated } from './client-setup.js'
+import { brokerInternals, clientInternals, type BrokerInternals, type ClientInternals } from './aedes-internals.js'
 
 // Defences against remote crashes and an authorization bypass of the aedes 2.0.0-beta.1
 // pre-release (fixed upstream in 1.2.0, not in the beta). Each is applied from outside aedes and
@@ -19,13 +20,13 @@ export interface HardenedStore {
  * maps with prototype-free ones: on the broker once, on every client as it is created.
  */
 export function usePrototypeFreeMaps(broker: Aedes): void {
-  const internals = broker as unknown as { clients: object; brokers: object }
-  internals.clients = Object.assign(Object.create(null) as object, internals.clients)
-  internals.brokers = Object.assign(Object.create(null) as object, internals.brokers)
+  const internals = brokerInternals(broker)
+  internals.clients = Object.assign(Object.create(null) as BrokerInternals['clients'], internals.clients)
+  internals.brokers = Object.assign(Object.create(null) as BrokerInternals['brokers'], internals.brokers)
   onClientCreated(broker, (client) => {
-    const maps = client as unknown as { subscriptions: object; duplicates: object }
-    maps.subscriptions = Object.create(null) as object
-    maps.duplicates = Object.create(null) as object
+    const c = clientInternals(client)
+    c.subscriptions = Object.create(null) as ClientInternals['subscriptions']
+    c.duplicates = Object.create(null) as ClientInternals['duplicates']
   })
 }
 

@@ -1,5 +1,6 @@
 import type { Client } from 'aedes'
 import type { EventEmitter } from 'node:events'
+import { clientInternals } from './aedes-internals.js'
 
 /** A packet as mqtt-packet parses it or aedes writes it; taps read the fields they know. */
 export interface WirePacket {
@@ -21,12 +22,6 @@ interface Taps {
   outbound: OutboundTransform[]
 }
 
-interface ClientInternals {
-  _parser: EventEmitter
-  /** read by the patched aedes write(): the last look at each outgoing packet */
-  transformOutgoing?: (packet: WirePacket) => WirePacket
-}
-
 const taps = new WeakMap<Client, Taps>()
 
 /**
@@ -40,7 +35,7 @@ function tapsOf(client: Client): Taps {
   const own: Taps = { inbound: [], outbound: [] }
   t = own
   taps.set(client, own)
-  const c = client as unknown as ClientInternals
+  const c = clientInternals(client)
   const [handle] = c._parser.listeners('packet') as Array<(this: EventEmitter, packet: WirePacket) => void>
   if (!handle) throw new Error('aedes client has no parser listener to tap')
   c._parser.removeListener('packet', handle)
@@ -61,7 +56,7 @@ export function transformOutbound(client: Client, transform: OutboundTransform):
   const { outbound } = tapsOf(client)
   outbound.push(transform)
   // installed with the first transform: clients without any keep aedes's plain write path
-  const c = client as unknown as ClientInternals
+  const c = clientInternals(client)
   c.transformOutgoing ??= (packet) => {
     let out = packet
     for (const next of outbound) out = next(out)

@@ -1,7 +1,8 @@
-import type { Aedes, Client, PublishPacket } from 'aedes'
+import type { Aedes, PublishPacket } from 'aedes'
 import type { Readable } from 'node:stream'
 import type { Logger } from '../log/logger.js'
 import { dropWillDelayInterval } from './will-delay.js'
+import { brokerInternals, clientInternals } from './aedes-internals.js'
 
 /** What a durable store offers beyond the aedes contract to keep sessions across restarts. */
 export interface SessionStore {
@@ -18,16 +19,6 @@ export function isSessionStore(store: object): store is SessionStore {
   return typeof (store as Partial<SessionStore>).expiredSessions === 'function'
 }
 
-interface ClientSession {
-  sessionExpiryInterval: number
-  version: number
-}
-
-interface BrokerInternals {
-  clients: Record<string, Client | undefined>
-  _takingOver: Set<string>
-}
-
 export interface SessionLifecycle {
   close(): void
 }
@@ -42,18 +33,18 @@ export interface SessionLifecycle {
  *   [MQTT-3.1.3-9, MQTT-3.1.2-8].
  */
 export function manageSessions(broker: Aedes, store: SessionStore, logger: Logger, sweepMs = 1000): SessionLifecycle {
-  const internals = broker as unknown as BrokerInternals
+  const internals = brokerInternals(broker)
   const report = (what: string) => (err: unknown) => logger.error({ err }, what)
   broker.on('clientReady', (client) => {
-    const session = client as unknown as ClientSession
+    const session = clientInternals(client)
     store
-      .sessionConnected(client.id, { expiryIntervalSeconds: session.sessionExpiryInterval, protocolVersion: session.version })
+      .sessionConnected(client.id, { expiryIntervalSeconds: session.sessionExpiryInterval, protocolVersion: session.version ?? 4 })
       .catch(report('cannot record a session'))
   })
   broker.on('clientDisconnect', (client) => {
     // a new connection is taking this session over: it owns the record now
     if (internals._takingOver.has(client.id)) return
-    const session = client as unknown as ClientSession
+    const session = clientInternals(client)
     const ended = session.sessionExpiryInterval === 0
     ;(ended ? store.deleteSession(client.id) : store.sessionDisconnected(client.id)).catch(report('cannot record a disconnect'))
   })
@@ -101,7 +92,7 @@ async function publishStoredWill(broker: Aedes, store: SessionStore, logger: Log
 }
 
 async function publishLeftoverWills(broker: Aedes, store: SessionStore, logger: Logger, timers: Set<NodeJS.Timeout>): Promise<void> {
-  const internals = broker as unknown as BrokerInternals
+  const internals = brokerInternals(broker)
   const leftovers: Array<PublishPacket & { clientId: string; brokerId?: string }> = []
   for await (const will of store.streamWill({ [broker.id]: Date.now() })) leftovers.push(will as (typeof leftovers)[number])
   for (const will of leftovers) {

@@ -2,6 +2,7 @@ import type { Aedes, AedesPublishPacket, Client } from 'aedes'
 import { directDelivery, type DeliveredPacket } from './delivery/delivery-planner.js'
 import { outboundWindow } from './delivery/flow-control.js'
 import { tapInbound } from './packet-taps.js'
+import { clientInternals } from './aedes-internals.js'
 
 export const SHARE_PREFIX = '$share/'
 
@@ -51,13 +52,6 @@ export function hasSubscriptionListing(store: object): store is SubscriptionList
 
 export interface SharedSubscriptionsStore {
   outgoingEnqueue(sub: { clientId: string }, packet: AedesPublishPacket): Promise<void>
-}
-
-interface ClientInternals {
-  clean: boolean
-  closed: boolean
-  subscriptions: Record<string, { qos: number }>
-  _nextId: number
 }
 
 /**
@@ -118,7 +112,7 @@ export class SharedSubscriptions {
   }
 
   #memberConnected(client: Client): void {
-    const c = client as unknown as ClientInternals
+    const c = clientInternals(client)
     for (const topic in c.subscriptions) {
       if (topic.startsWith(SHARE_PREFIX)) this.#join(client.id, topic, c.subscriptions[topic]!.qos, client)
     }
@@ -130,7 +124,7 @@ export class SharedSubscriptions {
   }
 
   #memberDisconnected(client: Client): void {
-    const persistent = !(client as unknown as ClientInternals).clean
+    const persistent = !clientInternals(client).clean
     for (const [key, group] of this.#groups) {
       const member = group.members.get(client.id)
       if (!member || member.client !== client) continue
@@ -152,7 +146,7 @@ export class SharedSubscriptions {
     let group = this.#groups.get(topic.slice(SHARE_PREFIX.length))
     if (!group) group = this.#createGroup(share.group, share.filter)
     const existing = group.members.get(clientId)
-    const isPersistent = persistent ?? (client ? !(client as unknown as ClientInternals).clean : false)
+    const isPersistent = persistent ?? (client ? !clientInternals(client).clean : false)
     group.members.set(clientId, {
       clientId,
       qos,
@@ -232,7 +226,7 @@ export class SharedSubscriptions {
   #choose(group: Group): Member | undefined {
     const members = [...group.members.values()]
     if (members.length === 0) return undefined
-    const connected = members.filter((m) => m.client && !(m.client as unknown as ClientInternals).closed)
+    const connected = members.filter((m) => m.client && !clientInternals(m.client).closed)
     const pool = connected.length > 0 ? connected : members.filter((m) => m.persistent)
     if (pool.length === 0) return undefined
     // skip members whose window is full, unless all are
@@ -251,7 +245,7 @@ export class SharedSubscriptions {
 
 /** The same rotation aedes uses for packet ids, so ids never collide on one connection. */
 function nextPacketId(client: Client): number {
-  const c = client as unknown as ClientInternals
+  const c = clientInternals(client)
   const id = c._nextId
   c._nextId = id >= 65535 ? 1 : id + 1
   return id

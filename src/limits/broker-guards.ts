@@ -1,6 +1,4 @@
 import type { Aedes, Client, ConnectPacket, PublishPacket } from 'aedes'
-import mqttPacket from 'mqtt-packet'
-import type { Writable } from 'node:stream'
 import { AuthenticationError } from '../auth/errors.js'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log/logger.js'
@@ -8,6 +6,7 @@ import { createClientLimits, type ClientLimits } from './client-limits.js'
 import { isMalformedString } from './hostile-input.js'
 import type { LimitName, LimitStats } from './limit-stats.js'
 import { PublishRefusedError } from '../errors.js'
+import { clientInternals, writeDirect } from '../broker/aedes-internals.js'
 
 /** MQTT 5 DISCONNECT reason codes used here (§3.14.2.1). */
 const MALFORMED_PACKET = 0x81
@@ -58,7 +57,7 @@ export function createBrokerGuards({ limits, stats, logger, onQoS1Done }: Broker
 
   function ackAndDrop(client: Client, packet: PublishPacket, callback: PublishCallback): void {
     ;(packet as PublishPacket & { _notAuthorized?: boolean })._notAuthorized = true
-    if (packet.qos > 0 && packet.messageId !== undefined) writeAck(client, packet.qos === 1 ? 'puback' : 'pubrec', packet.messageId)
+    if (packet.qos > 0 && packet.messageId !== undefined) writeDirect(client, { cmd: packet.qos === 1 ? 'puback' : 'pubrec', messageId: packet.messageId })
     if (packet.qos === 1) onQoS1Done(client)
     callback(null)
   }
@@ -100,7 +99,7 @@ export function createBrokerGuards({ limits, stats, logger, onQoS1Done }: Broker
 
     checkClientId(client) {
       // a server-assigned id (empty client id, MQTT 5) is the broker's own and not limited
-      const assigned = (client as unknown as { _assignedClientId?: string })._assignedClientId !== undefined
+      const assigned = clientInternals(client)._assignedClientId !== undefined
       if (assigned || !clients.clientIdTooLong(client.id)) return undefined
       hit('client_id_length', client)
       warn(client, 'client id longer than limits.maxClientIdLength: refused', { length: client.id.length })
@@ -169,9 +168,3 @@ export function createBrokerGuards({ limits, stats, logger, onQoS1Done }: Broker
   }
 }
 
-/** A plain acknowledgement for a 3.1/3.1.1 client, written straight to its connection. */
-function writeAck(client: Client, cmd: 'puback' | 'pubrec', messageId: number): void {
-  const c = client as unknown as { version: number | null; connected: boolean; closed: boolean; conn: Writable }
-  if (!c.connected || c.closed || c.conn.destroyed) return
-  c.conn.write(mqttPacket.generate({ cmd, messageId }, { protocolVersion: c.version === 3 ? 3 : 4 }))
-}

@@ -4,6 +4,7 @@ import type { Config } from '../config/schema.js'
 import type { LimitStats } from './limit-stats.js'
 import { TokenBucket, burstFor } from './token-bucket.js'
 import { utf8Length } from './hostile-input.js'
+import { clientInternals } from '../broker/aedes-internals.js'
 
 /** MQTT 5 reason code 0x97: Quota exceeded (SUBACK, PUBACK, PUBREC). */
 export const QUOTA_EXCEEDED = 0x97
@@ -32,11 +33,6 @@ interface ClientState {
   /** v5: PUBACK/PUBREC reason codes to put on the wire instead of aedes's, by packet id */
   ackCodes: Map<number, number>
   publishBucket: TokenBucket | undefined
-}
-
-interface ClientInternals {
-  version: number | null
-  subscriptions: Record<string, unknown>
 }
 
 export interface ClientLimits {
@@ -92,7 +88,7 @@ export function createClientLimits(limits: Config['limits'], stats: LimitStats):
       }
       states.set(client, state)
       if (maxSubs <= 0) return
-      const c = client as unknown as ClientInternals
+      const c = clientInternals(client)
       // before aedes handles the packet
       tapInbound(client, (raw) => {
         const packet = raw as unknown as ParsedPacket

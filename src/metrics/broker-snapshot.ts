@@ -1,4 +1,5 @@
-import type { Aedes, Client } from 'aedes'
+import type { Aedes } from 'aedes'
+import { brokerInternals, clientInternals } from '../broker/aedes-internals.js'
 import type { PartialStoreStats } from './store-stats.js'
 
 /** Everything a scrape needs to know about the broker beyond its counters, taken once per scrape. */
@@ -28,15 +29,15 @@ export const emptySnapshot = (): BrokerSnapshot => ({
 export function snapshotClients(broker: Aedes | undefined, store: PartialStoreStats): BrokerSnapshot {
   const snapshot = emptySnapshot()
   snapshot.store = store
-  const clients = (broker as unknown as { clients?: Record<string, Client> } | undefined)?.clients
-  if (!clients) return snapshot
+  if (!broker) return snapshot
+  const { clients } = brokerInternals(broker)
   for (const id in clients) {
     const client = clients[id]!
     const protocol = client.version === 5 ? '5' : client.version === 3 ? '3.1' : '3.1.1'
     snapshot.clientsByProtocol[protocol]++
     snapshot.connected++
     let subscriptions = 0
-    for (const _ in (client as unknown as { subscriptions: object }).subscriptions) subscriptions++
+    for (const _ in clientInternals(client).subscriptions) subscriptions++
     snapshot.liveSubscriptions += subscriptions
     if (client.clean) snapshot.cleanSessionSubscriptions += subscriptions
   }

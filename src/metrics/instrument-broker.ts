@@ -5,6 +5,7 @@ import { tapInbound, type WirePacket } from '../broker/packet-taps.js'
 import { connectionInfo } from '../broker/connection-info.js'
 import { CONNECT_RESULTS, connectResult, type BrokerStats, type CountingSocket } from './broker-stats.js'
 import { createPublishTracker } from './publish-tracker.js'
+import { clientInternals } from '../broker/aedes-internals.js'
 
 // Where each number comes from, in aedes 2.0.0-beta.1 (see docs/metrics.md for the meanings):
 // - received: the connection's MQTT parser, before aedes looks at the packet;
@@ -17,11 +18,6 @@ import { createPublishTracker } from './publish-tracker.js'
 // - too_large (inbound): the clientError/connectionError aedes emits when it refuses the frame;
 // - connections, bytes, attempts: the transport socket and the CONNACK event, once per connection.
 
-/** Fields of aedes's objects read here; not in its typings. */
-interface ClientInternals {
-  _cleanStart?: boolean
-  connackSent?: boolean
-}
 type Deliver = (packet: TrackedPacket, callback: () => void) => void
 
 /** An incoming PUBLISH as the parser emits it, with the stamps this module adds. */
@@ -65,7 +61,7 @@ export function instrumentBroker(broker: Aedes, stats: BrokerStats): void {
   }
 
   onClientCreated(broker, (client) => {
-    const c = client as unknown as Client & ClientInternals
+    const c = clientInternals(client)
     tapInbound(client, countIncoming as (packet: WirePacket) => void)
 
     // Connections and bytes: the transport socket (the HTTP upgrade socket for WebSockets) keeps
@@ -151,7 +147,7 @@ export function instrumentBroker(broker: Aedes, stats: BrokerStats): void {
     const out = authorizeForward.call(broker, client, packet) as TrackedPacket | null | undefined
     const p = packet as TrackedPacket
     if (p.writeCallback !== undefined) {
-      const c = client as unknown as Client & ClientInternals
+      const c = clientInternals(client)
       if (c.clean || c._cleanStart === true) return out // the old session's queue is discarded
       if (!out) stats.drop('not_authorized')
       else if (p.messageExpiry !== undefined && p.messageExpiry <= Date.now()) stats.drop('expired')

@@ -2,6 +2,7 @@ import type { AedesPublishPacket, Client } from 'aedes'
 import type { OutboundWindow } from './flow-control.js'
 import { exceedsPacketSize } from './packet-size.js'
 import { topicMatches } from '../../mqtt/topic-match.js'
+import { clientInternals, type ClientInternals, type DeliverFunction } from '../aedes-internals.js'
 
 export type DropReason = 'not_authorized' | 'too_large'
 
@@ -13,26 +14,9 @@ export interface DeliveryOptions {
   window: OutboundWindow
 }
 
-/** A client's subscription as aedes keeps it (`client.subscriptions[filter]`). */
-interface SubscriptionEntry {
-  qos: number
-  si?: number
-  nl?: boolean
-}
-
 /** What aedes hands to a delivery function: its packet plus the fields it adds on the way. */
-export type DeliveredPacket = AedesPublishPacket & { clientId?: string; nl?: boolean }
-export type Deliver = (packet: DeliveredPacket, callback: () => void) => void
-
-interface ClientDelivery {
-  id: string
-  version: number
-  maximumPacketSize?: number
-  subscriptions: Record<string, SubscriptionEntry>
-  duplicates: Record<string, number>
-  deliver0: Deliver
-  deliverQoS: Deliver
-}
+export type DeliveredPacket = Parameters<DeliverFunction>[0]
+export type Deliver = DeliverFunction
 
 /**
  * aedes calls one delivery function per matching subscription and keeps the first call (dedupe by
@@ -52,7 +36,7 @@ interface ClientDelivery {
  * persistent session.
  */
 export function planDeliveries(client: Client, options: DeliveryOptions): void {
-  const c = client as unknown as ClientDelivery
+  const c = clientInternals(client)
   const deliver0 = c.deliver0
   const deliverQoS = c.deliverQoS
   // aedes's deliverQoS hands QoS 0 packets to client.deliver0, which is `planned` below: route by
@@ -84,7 +68,7 @@ export function planDeliveries(client: Client, options: DeliveryOptions): void {
     // retained-on-subscribe copies (no broker id) keep the identifier aedes took from SUBSCRIBE
     if (packet.brokerId) setSubscriptionIdentifiers(packet, ids)
     if (packet.qos > grantedQoS) packet.qos = grantedQoS as 0 | 1 | 2
-    if (c.maximumPacketSize !== undefined && exceedsPacketSize(packet, c.maximumPacketSize, c.version)) {
+    if (c.maximumPacketSize !== undefined && exceedsPacketSize(packet, c.maximumPacketSize, c.version ?? 4)) {
       return drop(packet, 'too_large', callback)
     }
     if (packet.qos === 0) return window.submit(packet, deliver0, callback, false)
@@ -114,7 +98,7 @@ export function directDelivery(client: Client): DirectDelivery | undefined {
   return direct.get(client)
 }
 
-function isDuplicate(c: ClientDelivery, packet: DeliveredPacket): boolean {
+function isDuplicate(c: ClientInternals, packet: DeliveredPacket): boolean {
   const brokerId = packet.brokerId
   return brokerId !== undefined && brokerId !== null && (c.duplicates[brokerId] ?? 0) >= packet.brokerCounter
 }

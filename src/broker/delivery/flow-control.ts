@@ -1,6 +1,7 @@
 import type { AedesPublishPacket, Client } from 'aedes'
 import { Readable } from 'node:stream'
 import { tapInbound } from '../packet-taps.js'
+import { clientInternals } from '../aedes-internals.js'
 
 /** Reason codes at or above this value end a QoS 2 flow at PUBREC (§4.3.3). */
 const REASON_CODE_ERROR = 0x80
@@ -156,12 +157,6 @@ export function outboundWindow(client: Client): OutboundWindow | undefined {
   return windows.get(client)
 }
 
-interface ClientWithParser {
-  receiveMaximum?: number
-  version: number | null
-  conn: { once(event: 'close', listener: () => void): void }
-}
-
 export interface FlowControlOptions {
   /** broker-wide cap on unacknowledged outbound QoS 1/2 per client (0 = none beyond the client's) */
   maxInflight: number
@@ -172,7 +167,7 @@ export interface FlowControlOptions {
 
 /** Installs the outbound window on a new client. Run before the delivery planner wraps it. */
 export function installOutboundWindow(client: Client, options: FlowControlOptions): OutboundWindow {
-  const c = client as unknown as ClientWithParser
+  const c = clientInternals(client)
   const limit = (): number => {
     const own = c.version === 5 ? (c.receiveMaximum ?? 65535) : Infinity
     return options.maxInflight > 0 ? Math.min(own, options.maxInflight) : own
@@ -198,7 +193,7 @@ export function pacedOutgoingStream(
   canReceive?: (client: Client, topic: string) => boolean,
 ): Readable {
   const window = windows.get(client)
-  const c = client as unknown as { closed: boolean; clean: boolean; _cleanStart?: boolean }
+  const c = clientInternals(client)
   // A closed client's queue is being emptied (session wipe), not sent: no pacing.
   if (!window || c.closed) return source
   // What aedes drops from the drain instead of sending (a session that starts clean, an expired

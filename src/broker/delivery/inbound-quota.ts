@@ -1,5 +1,6 @@
 import type { Client } from 'aedes'
 import { tapInbound } from '../packet-taps.js'
+import { clientInternals } from '../aedes-internals.js'
 
 /** DISCONNECT reason: the client sent more unacknowledged QoS 1/2 PUBLISH than allowed. */
 const RECEIVE_MAXIMUM_EXCEEDED = 0x93
@@ -26,7 +27,7 @@ interface ParsedPacket {
 export function installInboundQuota(client: Client, receiveMaximum: number): void {
   const state: InboundState = { qos1: 0, qos2: new Set() }
   states.set(client, state)
-  const c = client as unknown as { version: number | null }
+  const c = clientInternals(client)
   tapInbound(client, (raw) => {
     const packet = raw as unknown as ParsedPacket
     if (packet.cmd === 'publish') {
