@@ -2,7 +2,7 @@ import mqtt from 'mqtt'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { spawnBroker, type ChildBroker } from '../helpers/child-broker.js'
-import { collectMessages, createClientPool, sleep } from '../helpers/mqtt-clients.js'
+import { collectMessages, createClientPool, sleep, type Received } from '../helpers/mqtt-clients.js'
 import { tempDir } from '../helpers/stores.js'
 
 // What survives a restart of the broker process on the SQLite store, after a clean stop and after
@@ -41,39 +41,14 @@ describe('restarts (SQLite store)', () => {
     expect(inbox.messages.map((m) => [m.topic, m.payload.toString(), m.packet.retain])).toEqual([['keep/b', 'B2', true]])
   })
 
-  it('publishes the will of a client that was connected when the broker was killed', async () => {
-    const db = join(tempDir(), 'wills.db')
+  /**
+   * Connects a device with a will, kills the broker under it, restarts on the same database and
+   * watches `status/#`: the will left behind is the first thing to arrive.
+   */
+  async function willAfterKill(name: string, options: mqtt.IClientOptions): Promise<{ will: Received | undefined; waitedMs: number }> {
+    const db = join(tempDir(), `${name}.db`)
     await start(db)
-    const url = `mqtt://127.0.0.1:${broker!.port}`
-    const device = mqtt.connect(url, {
-      protocolVersion: 5,
-      clientId: 'device-7',
-      reconnectPeriod: 0,
-      will: { topic: 'status/device-7', payload: Buffer.from('offline'), qos: 1, retain: true },
-    })
-    device.on('error', () => {})
-    await new Promise((resolve) => device.once('connect', resolve))
-    await broker!.kill()
-    device.end(true)
-
-    await start(db)
-    const watcher = await pool.connect(`mqtt://127.0.0.1:${broker!.port}`, { protocolVersion: 5 })
-    const inbox = collectMessages(watcher)
-    await watcher.subscribeAsync('status/#', { qos: 1 })
-    const [will] = await inbox.waitFor(1, 5000)
-    expect([will?.topic, will?.payload.toString()]).toEqual(['status/device-7', 'offline'])
-  })
-
-  it('[MQTT-3.1.3-9] waits the Will Delay Interval before publishing a will left by a killed run', async () => {
-    const db = join(tempDir(), 'delayed-will.db')
-    await start(db)
-    const device = mqtt.connect(`mqtt://127.0.0.1:${broker!.port}`, {
-      protocolVersion: 5,
-      clientId: 'device-8',
-      reconnectPeriod: 0,
-      properties: { sessionExpiryInterval: 60 },
-      will: { topic: 'status/device-8', payload: Buffer.from('offline'), qos: 1, retain: false, properties: { willDelayInterval: 1 } },
-    })
+    const device = mqtt.connect(`mqtt://127.0.0.1:${broker!.port}`, { protocolVersion: 5, reconnectPeriod: 0, ...options })
     device.on('error', () => {})
     await new Promise((resolve) => device.once('connect', resolve))
     await broker!.kill()
@@ -85,8 +60,25 @@ describe('restarts (SQLite store)', () => {
     await watcher.subscribeAsync('status/#', { qos: 1 })
     const subscribedAt = Date.now()
     const [will] = await inbox.waitFor(1, 5000)
+    return { will, waitedMs: Date.now() - subscribedAt }
+  }
+
+  it('publishes the will of a client that was connected when the broker was killed', async () => {
+    const { will } = await willAfterKill('wills', {
+      clientId: 'device-7',
+      will: { topic: 'status/device-7', payload: Buffer.from('offline'), qos: 1, retain: true },
+    })
+    expect([will?.topic, will?.payload.toString()]).toEqual(['status/device-7', 'offline'])
+  })
+
+  it('[MQTT-3.1.3-9] waits the Will Delay Interval before publishing a will left by a killed run', async () => {
+    const { will, waitedMs } = await willAfterKill('delayed-will', {
+      clientId: 'device-8',
+      properties: { sessionExpiryInterval: 60 },
+      will: { topic: 'status/device-8', payload: Buffer.from('offline'), qos: 1, retain: false, properties: { willDelayInterval: 1 } },
+    })
     expect(will?.payload.toString()).toBe('offline')
-    expect(Date.now() - subscribedAt).toBeGreaterThan(500)
+    expect(waitedMs).toBeGreaterThan(500)
   })
 
   it('keeps a persistent shared-subscription member and its queue across a restart', async () => {
