@@ -18,6 +18,9 @@ import type { Listener } from './listeners/listener.js'
 import { createLogger, type Logger } from './log/logger.js'
 import { createMetrics, type BrokerMetrics } from './metrics/create-metrics.js'
 import { createStore, type Store } from './persistence/create-store.js'
+import { RedisPersistence } from './persistence/redis-persistence.js'
+import { createClusterNode, type ClusterNode } from './cluster/cluster-node.js'
+import { randomBytes } from 'node:crypto'
 
 /** The broker's lifecycle as one value: readiness, shutdown and tests all read it. */
 export type BrokerState = 'idle' | 'starting' | 'ready' | 'closing' | 'closed'
@@ -78,12 +81,16 @@ export function createBroker(input: ConfigInput | Config = {}, options: BrokerOp
   let aedes: Aedes | undefined
   let shared: SharedSubscriptions | undefined
   let sessions: SessionLifecycle | undefined
+  let cluster: ClusterNode | undefined
+  // a cluster node needs its id before aedes exists (the store marks the sessions it holds)
+  const nodeId = config.brokerId ?? (config.cluster ? `mqlite-${randomBytes(4).toString('hex')}` : undefined)
   const listeners: Listener[] = []
   let closing: Promise<void> | undefined
   const metrics = createMetrics({
     config,
     logger,
-    state: () => state,
+    // a cluster node that lost Redis is up but not ready
+    state: () => (state === 'ready' && cluster && !cluster.ready ? 'unavailable' : state),
     listenerNames: () => listeners.map((l) => l.name),
     security: { authFailures: authStats.authFailures, denied: authStats.denied, limitHits: limitStats.hits },
   })
@@ -95,7 +102,11 @@ export function createBroker(input: ConfigInput | Config = {}, options: BrokerOp
       // First, so /readyz can answer 503 while the rest starts.
       await metrics.listen()
       if (!authorizer) authorizer = fileAuthorizer = createFileAuthorizer(config.auth, authStats)
-      store = createStore(config, logger, { onCommit: metrics.observeCommit, onDrop: metrics.drop })
+      store = createStore(config, logger, { onCommit: metrics.observeCommit, onDrop: metrics.drop }, nodeId)
+      if (config.cluster && store instanceof RedisPersistence) {
+        cluster = await createClusterNode(config.cluster, nodeId as string, store, logger)
+      }
+      const node = cluster
       const core = await createAedes({
         config,
         store,
@@ -104,14 +115,17 @@ export function createBroker(input: ConfigInput | Config = {}, options: BrokerOp
         onDrop: metrics.drop,
         limitStats,
         onDenied: (action, client, topic) => authStats.recordDenied(action, client.id, topic),
+        ...(node && { cluster: node.aedesOptions, storeAvailable: () => node.ready, shareDirectory: node.shares }),
       })
       retained = core.retained
       const broker = core.aedes
       aedes = broker
+      cluster?.attach(broker)
       metrics.attach(broker, store)
       shared = core.shared
       if (isSessionStore(store)) sessions = manageSessions(broker, store, logger)
-      if (hasSubscriptionListing(store)) shared.restore(store.subscriptionsWithPrefix(SHARE_PREFIX))
+      // (a cluster's groups come from Redis with every node's members)
+      if (hasSubscriptionListing(store) && !cluster) shared.restore(store.subscriptionsWithPrefix(SHARE_PREFIX))
       logBrokerEvents(broker, logger)
       for (const listenerConfig of config.listeners) {
         let listenerName = ''
@@ -132,7 +146,7 @@ export function createBroker(input: ConfigInput | Config = {}, options: BrokerOp
         }
       }
       state = 'ready'
-      logger.info({ brokerId: broker.id, store: config.store.type }, 'mqlite ready')
+      logger.info({ brokerId: broker.id, store: config.cluster ? 'redis' : config.store.type }, 'mqlite ready')
     } catch (err) {
       await close()
       throw err
@@ -169,6 +183,7 @@ export function createBroker(input: ConfigInput | Config = {}, options: BrokerOp
       ['broker', () => (aedes ? new Promise<void>((resolve) => aedes?.close(() => resolve())) : Promise.resolve())],
       ['shared subscriptions', async () => shared?.close()],
       ['sessions', async () => sessions?.close()],
+      ['cluster', async () => cluster?.close()],
       ['listeners', () => Promise.all(listeners.map((l) => l.close())).then(() => undefined)],
       ['store', () => (store ? store.close() : Promise.resolve())],
       // Last, so /readyz answers 503 until the very end.

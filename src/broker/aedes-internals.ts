@@ -57,6 +57,10 @@ export interface BrokerInternals {
   mq: { _matcher: { match(topic: string): unknown[] } }
   /** client ids whose session a new connection is taking over */
   _takingOver: Set<string>
+  /** cancel this node's Session Expiry timer of a client id */
+  clearSessionExpiry(clientId: string): void
+  /** cancel this node's Will Delay timer of a client id */
+  clearDelayedWill(clientId: string): void
 }
 
 export const clientInternals = (client: Client): ClientInternals => client as unknown as ClientInternals

@@ -1,4 +1,4 @@
-import { Aedes, type AedesOptions, type Client, type Subscription } from 'aedes'
+import { Aedes, type AedesOptions, type Client, type PublishPacket, type Subscription } from 'aedes'
 import type { Readable } from 'node:stream'
 import type { Authorizer } from '../auth/authorizer.js'
 import type { DeniedAction } from '../auth/auth-stats.js'
@@ -18,8 +18,9 @@ import { planOfflineQueue, type QueueingStore } from './delivery/offline-queue.j
 import { hardenStore, usePrototypeFreeMaps, type HardenedStore } from './hardening.js'
 import { SharedSubscriptions, type SharedSubscriptionsStore } from './shared-subscriptions.js'
 import { dropWillDelayInterval } from './will-delay.js'
+import type { ShareDirectory } from '../cluster/share-directory.js'
 import { PublishRefusedError } from '../errors.js'
-import { brokerInternals, clientInternals } from './aedes-internals.js'
+import { brokerInternals, clientInternals, writeDirect } from './aedes-internals.js'
 
 /** Where the broker reports a message it did not deliver to one subscriber. */
 export type DropListener = (reason: DropReason | 'queue_full') => void
@@ -42,7 +43,20 @@ export interface CreateAedesOptions {
   limitStats?: LimitStats
   /** A publish or subscribe the authorizer refused. */
   onDenied?: (action: DeniedAction, client: Client, topic: string) => void
+  /** Cluster mode: the shared bus, node id and heartbeat period aedes runs with. */
+  cluster?: { mq: object; heartbeatInterval: number; id: string }
+  /**
+   * Whether the store can take writes now (cluster mode: Redis reachable). While it cannot, new
+   * connections are refused with "server unavailable" and QoS 1/2 publishes are refused, never
+   * acknowledged.
+   */
+  storeAvailable?: () => boolean
+  /** Cluster mode: shared subscription groups across every node. */
+  shareDirectory?: ShareDirectory
 }
+
+/** MQTT 5 reason code 0x80 */
+const UNSPECIFIED_ERROR = 0x80
 
 /** Default Receive Maximum of MQTT 5 when the broker advertises none. */
 const RECEIVE_MAXIMUM_DEFAULT = 65535
@@ -67,6 +81,9 @@ export async function createAedes({
   onDrop = noop,
   limitStats = new LimitStats(),
   onDenied = noop,
+  cluster,
+  storeAvailable = () => true,
+  shareDirectory,
 }: CreateAedesOptions): Promise<BrokerCore> {
   const reportError = (err: unknown): void => logger.error({ err }, 'store error')
   const guards = createBrokerGuards({ limits: config.limits, stats: limitStats, logger, onQoS1Done: inboundQoS1Done })
@@ -83,6 +100,7 @@ export async function createAedes({
   const { mqtt } = config
   const options: AedesOptions = {
     ...(config.brokerId ? { id: config.brokerId } : {}),
+    ...cluster,
     persistence: store,
     connectTimeout: mqtt.connectTimeout,
     maxClientsIdLength: mqtt.maxClientIdLength,
@@ -103,6 +121,7 @@ export async function createAedes({
     authenticate: (client, username, password, callback) => {
       const badClientId = guards.checkClientId(client)
       if (badClientId) return callback(badClientId, false)
+      if (!storeAvailable()) return callback(new AuthenticationError(3, 'the store is unreachable; try again later'), false)
       Promise.resolve(authorizer.authenticate(client, username, password)).then(
         (ok) => callback(null, ok),
         (err: unknown) => {
@@ -116,6 +135,7 @@ export async function createAedes({
     authorizePublish: (client, packet, callback) => {
       dropWillDelayInterval(packet)
       if (client && guards.interceptPublish(client, packet, callback)) return
+      if (client && packet.qos > 0 && !storeAvailable()) return refuseUnstored(client, packet, callback)
       if (authorizer.canPublish(client, packet.topic)) return callback(null)
       if (client) onDenied('publish', client, packet.topic)
       onDrop('not_authorized')
@@ -151,7 +171,7 @@ export async function createAedes({
   const retained = await limitRetained(store as unknown as Parameters<typeof limitRetained>[0], config.limits, limitStats)
   // read by the patched SUBSCRIBE and CONNACK handlers
   ;(broker as Aedes & { sharedSubscriptions: boolean }).sharedSubscriptions = mqtt.sharedSubscriptions
-  const shared = new SharedSubscriptions(broker, store, reportError)
+  const shared = new SharedSubscriptions(broker, store, reportError, shareDirectory)
   const cleanSubscriptions = store.cleanSubscriptions.bind(store)
   store.cleanSubscriptions = async (client) => {
     await cleanSubscriptions(client)
@@ -182,6 +202,26 @@ function applyServerKeepAlive(client: Client, version: number, keepalive: number
   if (limit > 0 && version === 5 && (keepalive === 0 || keepalive > limit)) {
     clientInternals(client)._serverKeepAlive = limit
   }
+}
+
+/**
+ * A QoS 1/2 publish the store cannot take now is refused, never acknowledged: an MQTT 5 publisher
+ * gets PUBACK/PUBREC 0x80 with a reason string; 3.1.1 has no negative acknowledgement, so the
+ * connection closes and the client sends the message again when it reconnects [MQTT-4.4.0-1].
+ */
+function refuseUnstored(client: Client, packet: PublishPacket, callback: (err: Error | null) => void): void {
+  if (client.version !== 5) return callback(new PublishRefusedError('the store is unreachable'))
+  ;(packet as PublishPacket & { _notAuthorized?: boolean })._notAuthorized = true
+  if (packet.messageId !== undefined) {
+    writeDirect(client, {
+      cmd: packet.qos === 1 ? 'puback' : 'pubrec',
+      messageId: packet.messageId,
+      reasonCode: UNSPECIFIED_ERROR,
+      properties: { reasonString: 'the store is unreachable; try again later' },
+    })
+  }
+  if (packet.qos === 1) inboundQoS1Done(client)
+  callback(null)
 }
 
 /** Re-checks read access on every queued delivery, so a revoked grant takes effect. */

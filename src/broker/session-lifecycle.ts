@@ -8,9 +8,15 @@ import { brokerInternals, clientInternals } from './aedes-internals.js'
 export interface SessionStore {
   sessionConnected(clientId: string, info: { expiryIntervalSeconds: number; protocolVersion: number }): Promise<void>
   sessionDisconnected(clientId: string, atMs?: number): Promise<void>
-  expiredSessions(nowMs?: number): string[]
+  /** Sessions whose expiry is due; a shared store hands each one to a single node. */
+  expiredSessions(nowMs?: number): string[] | Promise<string[]>
   deleteSession(clientId: string): Promise<void>
   streamWill(brokers?: Record<string, unknown>): Readable
+  /**
+   * A store shared by a cluster: the wills a previous run of this broker id left. Without it,
+   * every will of a broker other than this one is a leftover (one broker owns the store).
+   */
+  streamOwnWills?(brokerId: string): Readable
   getWill(client: { id: string }): Promise<unknown>
   delWill(client: { id: string; brokerId?: string }): Promise<unknown>
 }
@@ -50,8 +56,8 @@ export function manageSessions(broker: Aedes, store: SessionStore, logger: Logge
   })
 
   const expiring = new Set<string>()
-  const sweep = (): void => {
-    for (const clientId of store.expiredSessions(Date.now())) {
+  const sweep = async (): Promise<void> => {
+    for (const clientId of await store.expiredSessions(Date.now())) {
       if (internals.clients[clientId] || expiring.has(clientId)) continue
       expiring.add(clientId)
       // [MQTT-3.1.2-10] a will still waiting (its delay outlasts the session) goes out now
@@ -61,8 +67,11 @@ export function manageSessions(broker: Aedes, store: SessionStore, logger: Logge
         .finally(() => expiring.delete(clientId))
     }
   }
-  sweep()
-  const timer = setInterval(sweep, sweepMs)
+  const sweepNow = (): void => {
+    sweep().catch(report('cannot read expired sessions'))
+  }
+  sweepNow()
+  const timer = setInterval(sweepNow, sweepMs)
   timer.unref()
   const willTimers = new Set<NodeJS.Timeout>()
   publishLeftoverWills(broker, store, logger, willTimers).catch(report('cannot read the wills left by the previous run'))
@@ -94,7 +103,8 @@ async function publishStoredWill(broker: Aedes, store: SessionStore, logger: Log
 async function publishLeftoverWills(broker: Aedes, store: SessionStore, logger: Logger, timers: Set<NodeJS.Timeout>): Promise<void> {
   const internals = brokerInternals(broker)
   const leftovers: Array<PublishPacket & { clientId: string; brokerId?: string }> = []
-  for await (const will of store.streamWill({ [broker.id]: Date.now() })) leftovers.push(will as (typeof leftovers)[number])
+  const wills = store.streamOwnWills ? store.streamOwnWills(broker.id) : store.streamWill({ [broker.id]: Date.now() })
+  for await (const will of wills) leftovers.push(will as (typeof leftovers)[number])
   for (const will of leftovers) {
     const delaySeconds = (will.properties as { willDelayInterval?: number } | undefined)?.willDelayInterval ?? 0
     const fire = (): void => {

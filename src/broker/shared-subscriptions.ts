@@ -3,6 +3,7 @@ import { directDelivery, type DeliveredPacket } from './delivery/delivery-planne
 import { outboundWindow } from './delivery/flow-control.js'
 import { tapInbound } from './packet-taps.js'
 import { clientInternals } from './aedes-internals.js'
+import type { ShareDirectory } from '../cluster/share-directory.js'
 
 export const SHARE_PREFIX = '$share/'
 
@@ -66,18 +67,30 @@ export interface SharedSubscriptionsStore {
  * - a clean member that disconnects with copies unacknowledged: they go to another member.
  * Copies carry their own broker id and counter so aedes's per-client dedupe keeps them apart from
  * the same message arriving through the member's ordinary subscriptions.
+ *
+ * In a cluster every node receives every message, so the choice must be the same everywhere:
+ * with a ShareDirectory (the members of every group on every node) each node picks the member
+ * from the message's origin id and counter, spread over the connected members; only the node
+ * holding that member delivers it, and if no member is connected the origin node queues it for a
+ * persistent one. Full windows are not skipped there (a node does not know other nodes' windows).
  */
 export class SharedSubscriptions {
   readonly #groups = new Map<string, Group>()
   readonly #brokerId: string
   #counter = 0
+  #closed = false
 
   constructor(
     private readonly broker: Aedes,
     private readonly store: SharedSubscriptionsStore,
     private readonly onError: (err: unknown) => void,
+    private readonly directory?: ShareDirectory,
   ) {
     this.#brokerId = `${broker.id}:share`
+    if (directory) {
+      directory.onChange((key) => this.#follow(key))
+      for (const key of directory.groups()) this.#follow(key)
+    }
     broker.on('clientReady', (client) => this.#memberConnected(client))
     broker.on('subscribe', (subs, client) => {
       for (const sub of subs) if (sub.qos < 0x80) this.#join(client.id, sub.topic, sub.qos, client)
@@ -105,9 +118,16 @@ export class SharedSubscriptions {
     for (const [key, group] of this.#groups) {
       if (group.members.delete(clientId) && group.members.size === 0) this.#dropGroup(key, group)
     }
+    const directory = this.directory
+    if (!directory) return
+    for (const key of directory.groups()) {
+      const member = directory.members(key).find((m) => m.clientId === clientId)
+      if (member) directory.record(key, 'leave', member)
+    }
   }
 
   close(): void {
+    this.#closed = true
     for (const [key, group] of this.#groups) this.#dropGroup(key, group)
   }
 
@@ -131,12 +151,14 @@ export class SharedSubscriptions {
       if (persistent) {
         // its unacknowledged copies stay in its session queue and are resent when it returns
         member.client = undefined
+        this.directory?.record(key, 'offline', member)
         continue
       }
       group.members.delete(client.id)
+      this.directory?.record(key, 'leave', member)
       const orphans = [...member.unacked.values()]
       if (group.members.size === 0) this.#dropGroup(key, group)
-      else for (const packet of orphans) this.#dispatch(group, packet, noop)
+      else for (const packet of orphans) this.#dispatchHere(group, packet, noop)
     }
   }
 
@@ -154,12 +176,29 @@ export class SharedSubscriptions {
       persistent: isPersistent,
       unacked: existing?.unacked ?? new Map(),
     })
+    if (client) this.directory?.record(`${share.group}/${share.filter}`, 'join', { clientId, qos, persistent: isPersistent })
   }
 
   #leave(clientId: string, topic: string): void {
     const key = topic.startsWith(SHARE_PREFIX) ? topic.slice(SHARE_PREFIX.length) : undefined
     const group = key ? this.#groups.get(key) : undefined
-    if (group?.members.delete(clientId) && group.members.size === 0) this.#dropGroup(key!, group)
+    const member = group?.members.get(clientId)
+    if (!group || !member) return
+    group.members.delete(clientId)
+    this.directory?.record(key!, 'leave', member)
+    if (group.members.size === 0) this.#dropGroup(key!, group)
+  }
+
+  /** Cluster: listen on a group's filter while it has members anywhere (see #dispatch). */
+  #follow(key: string): void {
+    const anywhere = (this.directory as ShareDirectory).members(key).length > 0
+    const group = this.#groups.get(key)
+    if (anywhere && !group) {
+      const slash = key.indexOf('/')
+      this.#createGroup(key.slice(0, slash), key.slice(slash + 1))
+    } else if (!anywhere && group && group.members.size === 0) {
+      this.#dropGroup(key, group)
+    }
   }
 
   #createGroup(share: string, filter: string): Group {
@@ -182,14 +221,39 @@ export class SharedSubscriptions {
   }
 
   #dropGroup(key: string, group: Group): void {
+    // cluster: while the group has members anywhere this node keeps listening (it queues what
+    // its own publishers send when no member is connected); #follow drops it later
+    if (this.directory && !this.#closed && this.directory.members(key).length > 0) return
     this.#groups.delete(key)
     this.broker.unsubscribe(group.filter, group.listener, noop)
   }
 
   /** Picks one member for the message and hands it over; `done` once it is safe (queued or sent). */
   #dispatch(group: Group, packet: AedesPublishPacket, done: () => void): void {
+    if (!this.directory) return this.#dispatchHere(group, packet, done)
+    const all = this.directory.members(`${group.share}/${group.filter}`)
+    const connected = all.filter((m) => m.node !== '')
+    const pool = connected.length > 0 ? connected : all.filter((m) => m.persistent)
+    if (pool.length === 0) return done()
+    const pick = pool[spread(packet) % pool.length]!
+    const nodeId = this.directory.nodeId
+    const local = group.members.get(pick.clientId)
+    if (pick.node === nodeId && local) return this.#deliver(local, packet, done)
+    // nobody connected: the node the message came from queues it, once
+    if (pick.node === '' && packet.brokerId === nodeId) {
+      return this.#deliver({ clientId: pick.clientId, qos: pick.qos, client: undefined, persistent: true, unacked: new Map() }, packet, done)
+    }
+    done()
+  }
+
+  /** This node's members only (single node, or re-sending a departed member's copies). */
+  #dispatchHere(group: Group, packet: AedesPublishPacket, done: () => void): void {
     const member = this.#choose(group)
     if (!member) return done()
+    this.#deliver(member, packet, done)
+  }
+
+  #deliver(member: Member, packet: AedesPublishPacket, done: () => void): void {
     const copy = { ...packet, qos: Math.min(packet.qos, member.qos) } as DeliveredPacket
     copy.brokerId = this.#brokerId
     copy.brokerCounter = ++this.#counter
@@ -241,6 +305,13 @@ export class SharedSubscriptions {
     group.next = (group.next + 1) % pool.length
     return fallback
   }
+}
+
+/** Consecutive messages from one origin go to consecutive members, the same on every node. */
+function spread(packet: AedesPublishPacket): number {
+  let hash = 0
+  for (const ch of packet.brokerId ?? '') hash = (hash * 31 + ch.charCodeAt(0)) >>> 0
+  return (hash + (packet.brokerCounter ?? 0)) >>> 0
 }
 
 /** The same rotation aedes uses for packet ids, so ids never collide on one connection. */

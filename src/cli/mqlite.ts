@@ -26,6 +26,8 @@ const program = new Command('mqlite')
   .option('--data-dir <dir>', 'directory for the database')
   .option('--db <file>', 'SQLite database file (default <data-dir>/mqlite.db)')
   .addOption(new Option('--synchronous <mode>', 'SQLite durability mode').choices(['normal', 'full']))
+  .option('--redis <url>', 'cluster mode: keep all state in this Redis and route messages through it')
+  .option('--node-id <id>', 'this node\'s unique id (brokerId), the node label of its metrics')
   .addOption(
     new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   )

@@ -12,6 +12,8 @@ export interface StartFlags {
   dataDir?: string
   db?: string
   synchronous?: string
+  redis?: string
+  nodeId?: string
   logLevel?: string
   metrics?: boolean
   metricsHost?: string
@@ -33,6 +35,8 @@ export function configFromFlags(flags: StartFlags): Record<string, unknown> {
   put('store.type', flags.store)
   put('store.path', flags.db)
   put('store.synchronous', flags.synchronous)
+  put('cluster.redis.url', flags.redis)
+  put('brokerId', flags.nodeId)
   put('dataDir', flags.dataDir)
   put('log.level', flags.logLevel)
   put('metrics.host', flags.metricsHost)

@@ -85,6 +85,27 @@ const storeSchema = z
   })
   .strict()
 
+const clusterSchema = z
+  .object({
+    redis: z
+      .object({
+        url: z
+          .string()
+          .regex(/^rediss?:\/\/\S+$/, 'must be a redis:// or rediss:// URL')
+          .describe('Redis server shared by the nodes: redis://[user:password@]host:port[/db] or rediss://'),
+        keyPrefix: z.string().min(1).default('mqlite:').describe('prefix of every Redis key and channel (several clusters can share one Redis)'),
+      })
+      .strict(),
+    heartbeatInterval: z
+      .number()
+      .int()
+      .min(100)
+      .default(5000)
+      .describe('milliseconds between node heartbeats; a node silent for 3 intervals is dead and its wills are published'),
+    connectTimeout: z.number().int().min(100).default(10_000).describe('milliseconds to wait for Redis at start before giving up'),
+  })
+  .strict()
+
 const mqttSchema = z
   .object({
     maxKeepAlive: z
@@ -279,6 +300,9 @@ export const configSchema = z
       .default([{ type: 'tcp', host: '127.0.0.1', port: 1883 }])
       .describe('MQTT listeners: tcp, tls, ws, wss (any number of each)'),
     store: storeSchema.default(storeSchema.parse({})),
+    cluster: clusterSchema
+      .optional()
+      .describe('cluster mode: with it, every node keeps its state in Redis and routes messages through it (the store settings other than the queue limits do not apply)'),
     mqtt: mqttSchema.default(mqttSchema.parse({})),
     metrics: metricsSchema.default(metricsSchema.parse({})),
     sys: sysSchema.default(sysSchema.parse({})),

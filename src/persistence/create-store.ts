@@ -3,6 +3,7 @@ import type { BrokerStore } from '../broker/create-aedes.js'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log/logger.js'
 import { MemoryPersistence } from './memory-persistence.js'
+import { RedisPersistence } from './redis-persistence.js'
 import { SqlitePersistence } from './sqlite-persistence.js'
 
 /** A store as the broker owns it: what the broker calls, plus an orderly close. */
@@ -17,7 +18,23 @@ export interface StoreObserver {
   onDrop?: (reason: 'queue_full' | 'expired', count: number) => void
 }
 
-export function createStore(config: Config, logger: Logger, observer: StoreObserver = {}): Store {
+/** `nodeId` names this node in cluster mode (sessions it holds, logs). */
+export function createStore(config: Config, logger: Logger, observer: StoreObserver = {}, nodeId?: string): Store {
+  if (config.cluster) {
+    const { onDrop } = observer
+    const { redis, connectTimeout } = config.cluster
+    return new RedisPersistence({
+      url: redis.url,
+      keyPrefix: redis.keyPrefix,
+      nodeId: nodeId ?? config.brokerId ?? 'mqlite',
+      connectTimeoutMs: connectTimeout,
+      maxQueuedMessages: config.store.maxQueuedMessages,
+      maxQueuedBytes: config.store.maxQueuedBytes,
+      queuePolicy: config.store.queuePolicy,
+      logger,
+      ...(onDrop && { onDrop: (reason, count) => onDrop(reason, count) }),
+    }) as unknown as Store
+  }
   switch (config.store.type) {
     case 'memory': {
       const store = new MemoryPersistence() as unknown as Store & { destroy(): Promise<void> }

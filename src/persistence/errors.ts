@@ -63,7 +63,7 @@ export class StoreCommitError extends MqliteError {
 /** A call arrived before setup() or after close(). */
 export class StoreClosedError extends MqliteError {
   constructor(state: string) {
-    super('ERR_STORE_CLOSED', `the SQLite store is ${state}`)
+    super('ERR_STORE_CLOSED', `the store is ${state}`)
   }
 }
 
@@ -83,5 +83,12 @@ export class QueueFullError extends MqliteError {
 export class NoSuchPacketError extends MqliteError {
   constructor() {
     super('ERR_NO_SUCH_PACKET', 'no such packet')
+  }
+}
+
+/** The store's server (Redis in cluster mode) cannot be reached: nothing was written. */
+export class StoreUnavailableError extends MqliteError {
+  constructor(server: string, message = `${server} is unreachable; nothing was stored`) {
+    super('ERR_STORE_UNAVAILABLE', message)
   }
 }
