@@ -93,6 +93,7 @@ export function createBroker(input: ConfigInput | Config = {}, options: BrokerOp
     state: () => (state === 'ready' && cluster && !cluster.ready ? 'unavailable' : state),
     listenerNames: () => listeners.map((l) => l.name),
     security: { authFailures: authStats.authFailures, denied: authStats.denied, limitHits: limitStats.hits },
+    ...(config.cluster && nodeId !== undefined && { node: nodeId }),
   })
 
   async function listen(): Promise<void> {

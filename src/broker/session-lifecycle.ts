@@ -19,6 +19,8 @@ export interface SessionStore {
   streamOwnWills?(brokerId: string): Readable
   getWill(client: { id: string }): Promise<unknown>
   delWill(client: { id: string; brokerId?: string }): Promise<unknown>
+  /** a store on a server: false while it is unreachable (the sweep waits for it) */
+  readonly ready?: boolean
 }
 
 export function isSessionStore(store: object): store is SessionStore {
@@ -57,6 +59,7 @@ export function manageSessions(broker: Aedes, store: SessionStore, logger: Logge
 
   const expiring = new Set<string>()
   const sweep = async (): Promise<void> => {
+    if (store.ready === false) return
     for (const clientId of await store.expiredSessions(Date.now())) {
       if (internals.clients[clientId] || expiring.has(clientId)) continue
       expiring.add(clientId)

@@ -10,6 +10,8 @@ export interface SysTopicsOptions {
   /** ms since the epoch when the broker was created */
   startedAt: number
   intervalSeconds: number
+  /** topic prefix (default `$SYS/broker/`; a cluster node uses `$SYS/nodes/<node>/broker/`) */
+  prefix?: string
   storeStats(): Promise<PartialStoreStats>
   onError(err: unknown): void
 }
@@ -41,7 +43,7 @@ type LoadName = (typeof LOADS)[number]
  * window; `store/...` is mqlite's own (queued and in-flight messages, database size).
  */
 export function startSysTopics(options: SysTopicsOptions): SysTopics {
-  const { broker, stats, intervalSeconds } = options
+  const { broker, stats, intervalSeconds, prefix = '$SYS/broker/' } = options
   const lastPublished = new Map<string, string>()
   const loads = new Map<LoadName, number[]>(LOADS.map((name) => [name, LOAD_WINDOWS.map(() => 0)]))
   let previous: Record<LoadName, number> | undefined
@@ -128,7 +130,7 @@ export function startSysTopics(options: SysTopicsOptions): SysTopics {
     running = true
     try {
       for (const [name, value] of await values()) {
-        const topic = `$SYS/broker/${name}`
+        const topic = `${prefix}${name}`
         const payload = String(value)
         if (lastPublished.get(topic) === payload || closed || broker.closed) continue
         lastPublished.set(topic, payload)

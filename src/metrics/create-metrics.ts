@@ -19,6 +19,8 @@ export interface CreateMetricsOptions {
   /** names of the bound MQTT listeners */
   listenerNames(): readonly string[]
   security?: SecurityCounters
+  /** cluster mode: this node's id, a `node` label on every broker metric and in `$SYS` topics */
+  node?: string
 }
 
 /** The broker's observability: counters, the HTTP endpoint and the `$SYS` topics. */
@@ -48,7 +50,7 @@ export interface BrokerMetrics {
   close(): Promise<void>
 }
 
-export function createMetrics({ config, logger, state, listenerNames, security }: CreateMetricsOptions): BrokerMetrics {
+export function createMetrics({ config, logger, state, listenerNames, security, node }: CreateMetricsOptions): BrokerMetrics {
   const stats = createBrokerStats()
   const startedAt = Date.now()
   const version = mqliteVersion()
@@ -63,6 +65,7 @@ export function createMetrics({ config, logger, state, listenerNames, security }
   const registry = createBrokerRegistry(
     brokerMetricDefinitions({ stats, version, startedAt, listenerNames, snapshot: () => snapshot, ...(security && { security }) }),
   )
+  if (node !== undefined) registry.setDefaultLabels({ node: node })
 
   const storeStats = async (): Promise<PartialStoreStats> => {
     // A store being opened or closed is not asked; its figures are simply absent meanwhile.
@@ -114,6 +117,7 @@ export function createMetrics({ config, logger, state, listenerNames, security }
           startedAt,
           intervalSeconds: config.sys.interval,
           storeStats,
+          ...(node !== undefined && { prefix: `$SYS/nodes/${node}/broker/` }),
           onError: (err) => logger.warn({ err }, '$SYS publish failed'),
         })
       }

@@ -18,6 +18,7 @@ export const HEARTBEAT_MS = 300
  * heartbeats so a dead node is noticed within a second. `extraArgs(i)` adds flags per node.
  */
 export async function startCluster(count: number, extraArgs: (i: number) => string[] = () => []): Promise<TestCluster> {
+  // a node given --metrics-port serves /metrics and /readyz; the others serve nothing
   const redis = await startRedisServer()
   const nodes: ChildBroker[] = []
   const ports: number[] = []
@@ -26,8 +27,8 @@ export async function startCluster(count: number, extraArgs: (i: number) => stri
       '--redis', redis.url,
       '--node-id', `node${i + 1}`,
       '--port', String(ports[i] ?? 0),
-      '--no-metrics',
       '--set', `cluster.heartbeatInterval=${HEARTBEAT_MS}`,
+      ...(extraArgs(i).includes('--metrics-port') ? [] : ['--no-metrics']),
       ...extraArgs(i),
     ])
     nodes[i] = node
