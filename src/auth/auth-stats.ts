@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events'
 
-export type AuthFailureReason = 'bad_credentials' | 'anonymous_refused'
+/** `enhanced_auth_failed`: an MQTT 5 enhanced authentication exchange (SCRAM) did not prove the user. */
+export type AuthFailureReason = 'bad_credentials' | 'anonymous_refused' | 'enhanced_auth_failed'
 export type DeniedAction = 'publish' | 'subscribe'
 
 export interface AuthFailure {
@@ -21,7 +22,7 @@ export interface AuthEvents {
  * events (for logs or per-event metrics). Decoupled from any metrics library on purpose.
  */
 export class AuthStats extends EventEmitter<AuthEvents> {
-  readonly authFailures: Record<AuthFailureReason, number> = { bad_credentials: 0, anonymous_refused: 0 }
+  readonly authFailures: Record<AuthFailureReason, number> = { bad_credentials: 0, anonymous_refused: 0, enhanced_auth_failed: 0 }
   readonly denied: Record<DeniedAction, number> = { publish: 0, subscribe: 0 }
 
   recordFailure(failure: AuthFailure): void {

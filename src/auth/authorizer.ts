@@ -1,4 +1,5 @@
 import type { Client } from 'aedes'
+import type { EnhancedAuthProvider } from './enhanced/authenticator.js'
 
 /**
  * Who may connect, publish, subscribe and receive. The broker calls it from aedes's hooks;
@@ -20,6 +21,11 @@ export interface Authorizer {
    * out when reads are never restricted: it runs once per delivered message.
    */
   canReceive?(client: Client, topic: string): boolean
+  /**
+   * MQTT 5 enhanced authentication (§4.12). Without it every Authentication Method is unknown and
+   * such a CONNECT is refused with 0x8C.
+   */
+  enhanced?: EnhancedAuthProvider
 }
 
 export const allowAllAuthorizer: Authorizer = {

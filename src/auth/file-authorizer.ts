@@ -6,6 +6,8 @@ import { mayPublish, mayReceive, maySubscribe, parseAcl, rulesFor, type AclFile,
 import { AuthStats, type AuthFailureReason } from './auth-stats.js'
 import { certificateIdentity } from './certificate-identity.js'
 import { AuthenticationError } from './errors.js'
+import { EnhancedAuthRegistry, type EnhancedAuthProvider } from './enhanced/authenticator.js'
+import { createScramSha256 } from './enhanced/scram-sha-256.js'
 import { resolveListenerAuth, type ListenerAuth } from './listener-auth.js'
 import { parsePasswordFile, readText, type PasswordTable } from './password-file.js'
 
@@ -69,15 +71,35 @@ export function createFileAuthorizer(auth: AuthConfig, stats: AuthStats = new Au
     return entry
   }
 
+  // SCRAM needs stored keys, which only a password file has; the lookup reads the current table,
+  // so a SIGHUP reload applies to the next exchange.
+  const methods = new EnhancedAuthRegistry()
+  if (auth.passwordFile && auth.enhancedMethods.includes('SCRAM-SHA-256')) {
+    methods.register(createScramSha256({ credentials: (username) => passwords?.get(username)?.scram }))
+  }
+  const enhanced: EnhancedAuthProvider = {
+    authenticator: (method) => methods.get(method),
+    async conclude(client, outcome) {
+      if (outcome.kind === 'failure') return refuse(client, 'enhanced_auth_failed', outcome.username)
+      // §4.12.1 lets a server refuse a re-authentication that changes the user: the ACL applied
+      // so far was the old user's, and switching it mid-connection would surprise everyone.
+      const current = identities.get(client)
+      if (outcome.reauthentication && current?.username !== outcome.username) return refuse(client, 'enhanced_auth_failed', outcome.username)
+      identities.set(client, { username: outcome.username })
+      return true
+    },
+  }
+
   async function refuse(client: Client, reason: AuthFailureReason, username: string | undefined): Promise<never> {
     const info = connectionInfo(client)
     stats.recordFailure({ reason, clientId: client.id, username, listener: info?.listener, remoteAddress: info?.remoteAddress })
     // A fixed delay before the CONNACK slows password guessing down per connection; the
     // connection-rate limit bounds how many guesses run in parallel.
     if (auth.failureDelay > 0) await new Promise((resolve) => setTimeout(resolve, auth.failureDelay).unref())
-    throw reason === 'anonymous_refused'
-      ? new AuthenticationError(5, 'not authorized: anonymous clients are refused on this listener')
-      : new AuthenticationError(4, 'bad user name or password')
+    if (reason === 'anonymous_refused') throw new AuthenticationError(5, 'not authorized: anonymous clients are refused on this listener')
+    // 0x87 rather than 0x86: the CONNECT's user name and password were not what failed
+    if (reason === 'enhanced_auth_failed') throw new AuthenticationError(5, 'not authorized: enhanced authentication failed')
+    throw new AuthenticationError(4, 'bad user name or password')
   }
 
   const authorizer: FileAuthorizer = {
@@ -89,6 +111,7 @@ export function createFileAuthorizer(auth: AuthConfig, stats: AuthStats = new Au
     },
     reload: load,
     usernameOf: (client) => identities.get(client)?.username,
+    enhanced,
 
     async authenticate(client, username, password) {
       const listener = connectionInfo(client)?.listener

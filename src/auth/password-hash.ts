@@ -1,10 +1,14 @@
 import { createHash, pbkdf2, randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto'
+import { isScramCredential, parseScramCredential, verifyScramPassword, type ScramCredential } from './enhanced/scram-credential.js'
 
 // Password hashes as they appear after `user:` in a password file. mqlite writes its own scrypt
 // format; it also verifies Mosquitto's two formats so a Mosquitto password file works unchanged:
 //   $mqlite-scrypt$<N>$<r>$<p>$<salt b64>$<hash b64>   (mqlite, written by `mqlite passwd`)
 //   $7$<iterations>$<salt b64>$<hash b64>               (Mosquitto ≥ 2.0: PBKDF2-HMAC-SHA512, 64 bytes)
 //   $6$<salt b64>$<hash b64>                            (Mosquitto ≤ 1.6: SHA-512(password ‖ salt))
+// and SCRAM-SHA-256 keys (written by `mqlite passwd --scram`), which serve both MQTT 5 enhanced
+// authentication and plain CONNECT passwords:
+//   SCRAM-SHA-256$<iterations>:<salt b64>$<StoredKey b64>:<ServerKey b64>   (RFC 5803)
 
 const SCRYPT_PREFIX = '$mqlite-scrypt$'
 /** N=2^15, r=8, p=1: ~32 MiB and tens of milliseconds per check, OWASP's scrypt minimum or above. */
@@ -15,11 +19,13 @@ const KEY_BYTES = 32
 const MAX_SCRYPT_N = 1 << 20
 const MAX_PBKDF2_ITERATIONS = 10_000_000
 
-export type HashScheme = 'mqlite-scrypt' | 'mosquitto-pbkdf2' | 'mosquitto-sha512'
+export type HashScheme = 'mqlite-scrypt' | 'mosquitto-pbkdf2' | 'mosquitto-sha512' | 'scram-sha-256'
 
 export interface ParsedHash {
   scheme: HashScheme
   verify(password: Buffer): Promise<boolean>
+  /** the stored keys, for SCRAM-SHA-256 enhanced authentication */
+  scram?: ScramCredential
 }
 
 /** Hashes a password in mqlite's scrypt format with a fresh random salt. */
@@ -31,6 +37,10 @@ export async function hashPassword(password: string | Buffer, params: { N: numbe
 
 /** Reads a hash string; undefined when it is not one of the supported formats (the caller says why). */
 export function parseHash(encoded: string): ParsedHash | undefined {
+  if (isScramCredential(encoded)) {
+    const scram = parseScramCredential(encoded)
+    return scram ? { scheme: 'scram-sha-256', scram, verify: (password) => verifyScramPassword(scram, password) } : undefined
+  }
   if (encoded.startsWith(SCRYPT_PREFIX)) {
     const parts = encoded.slice(SCRYPT_PREFIX.length).split('$')
     if (parts.length !== 5) return undefined

@@ -19,6 +19,7 @@ import { hardenStore, usePrototypeFreeMaps, type HardenedStore } from './hardeni
 import { SharedSubscriptions, type SharedSubscriptionsStore } from './shared-subscriptions.js'
 import { dropWillDelayInterval } from './will-delay.js'
 import type { ShareDirectory } from '../cluster/share-directory.js'
+import { installEnhancedAuth, takeEnhancedOutcome } from './enhanced-auth.js'
 import { PublishRefusedError } from '../errors.js'
 import { brokerInternals, clientInternals, writeDirect } from './aedes-internals.js'
 
@@ -122,7 +123,10 @@ export async function createAedes({
       const badClientId = guards.checkClientId(client)
       if (badClientId) return callback(badClientId, false)
       if (!storeAvailable()) return callback(new AuthenticationError(3, 'the store is unreachable; try again later'), false)
-      Promise.resolve(authorizer.authenticate(client, username, password)).then(
+      // after an enhanced authentication exchange, its outcome stands in for the user name and password
+      const enhanced = takeEnhancedOutcome(client)
+      const verdict = enhanced && authorizer.enhanced ? authorizer.enhanced.conclude(client, enhanced) : authorizer.authenticate(client, username, password)
+      Promise.resolve(verdict).then(
         (ok) => callback(null, ok),
         (err: unknown) => {
           // a refusal with its own CONNACK code; aedes reads err.returnCode
@@ -180,6 +184,12 @@ export async function createAedes({
   const receiveMaximum = mqtt.receiveMaximum > 0 ? mqtt.receiveMaximum : RECEIVE_MAXIMUM_DEFAULT
   const canReceive = authorizer.canReceive?.bind(authorizer)
   onClientCreated(broker, (client) => {
+    // first: while an exchange is pending no other tap may see the client's packets
+    installEnhancedAuth(client, {
+      provider: authorizer.enhanced,
+      timeout: mqtt.connectTimeout,
+      report: (err) => broker.emit('clientError', client, err),
+    })
     guards.install(client)
     explainDisconnects(client)
     installInboundQuota(client, receiveMaximum)

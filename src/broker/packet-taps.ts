@@ -20,6 +20,8 @@ export type OutboundTransform = (packet: WirePacket) => WirePacket
 interface Taps {
   inbound: InboundTap[]
   outbound: OutboundTransform[]
+  /** aedes's own handling of a parsed packet */
+  handle: (packet: WirePacket) => void
 }
 
 const taps = new WeakMap<Client, Taps>()
@@ -32,12 +34,12 @@ const taps = new WeakMap<Client, Taps>()
 function tapsOf(client: Client): Taps {
   let t = taps.get(client)
   if (t) return t
-  const own: Taps = { inbound: [], outbound: [] }
-  t = own
-  taps.set(client, own)
   const c = clientInternals(client)
   const [handle] = c._parser.listeners('packet') as Array<(this: EventEmitter, packet: WirePacket) => void>
   if (!handle) throw new Error('aedes client has no parser listener to tap')
+  const own: Taps = { inbound: [], outbound: [], handle: (packet) => handle.call(c._parser, packet) }
+  t = own
+  taps.set(client, own)
   c._parser.removeListener('packet', handle)
   c._parser.on('packet', function dispatch(this: EventEmitter, packet: WirePacket) {
     for (const tap of own.inbound) if (tap(packet) === true) return
@@ -49,6 +51,14 @@ function tapsOf(client: Client): Taps {
 /** Adds a tap on the packets the client sends; taps run in the order they were added. */
 export function tapInbound(client: Client, tap: InboundTap): void {
   tapsOf(client).inbound.push(tap)
+}
+
+/**
+ * Hands aedes a packet a tap held back earlier (a CONNECT kept until enhanced authentication is
+ * done), as if it had just been parsed. The taps do not see it again.
+ */
+export function releaseInbound(client: Client, packet: WirePacket): void {
+  tapsOf(client).handle(packet)
 }
 
 /** Adds a rewrite of the packets sent to the client; rewrites run in the order they were added. */

@@ -12,6 +12,12 @@ function portNumber(value: string): number {
   return n
 }
 
+function positiveInteger(value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer')
+  return n
+}
+
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value]
 
 // `mqlite [options]` runs the broker, so `mqlite --help` documents every option; maintenance
@@ -55,6 +61,8 @@ program
   .argument('<user>', 'user name')
   .option('-b, --batch <password>', 'take the password from the command line instead of prompting')
   .option('-D, --delete', 'remove the user')
+  .option('--scram', 'store SCRAM-SHA-256 keys (MQTT 5 enhanced authentication; plain passwords work too)')
+  .option('--iterations <n>', 'PBKDF2 iterations of a --scram entry (default 4096, minimum 4096)', positiveInteger)
   .action(async (file: string, user: string, flags: PasswdFlags) => {
     process.exitCode = await runPasswd(file, user, flags)
   })

@@ -3,12 +3,21 @@ import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
 import { AuthFileError } from '../auth/errors.js'
 import { hashPassword } from '../auth/password-hash.js'
+import { saslprep, SaslprepError } from '../auth/enhanced/saslprep.js'
+import { deriveScramCredential, formatScramCredential, SCRAM_DEFAULT_ITERATIONS } from '../auth/enhanced/scram-credential.js'
 import { checkUserName, parsePasswordFile, readText, updatePasswordFile } from '../auth/password-file.js'
 
 export interface PasswdFlags {
   /** batch mode: the password from the command line (visible in `ps`; prefer the prompt) */
   batch?: string
   delete?: boolean
+  /**
+   * store SCRAM-SHA-256 keys instead of an scrypt hash: the user can then log in with MQTT 5
+   * enhanced authentication as well as with a plain password
+   */
+  scram?: boolean
+  /** PBKDF2 iterations of a SCRAM entry (default 4096, the RFC 7677 minimum) */
+  iterations?: number
 }
 
 /**
@@ -24,6 +33,11 @@ export async function runPasswd(file: string, user: string, flags: PasswdFlags):
   }
   const badName = checkUserName(user)
   if (badName) return fail(badName)
+  if (flags.scram && !flags.delete) {
+    // SCRAM clients send SASLprep-ed names and the broker looks them up as such (RFC 5802 §5.1)
+    const prepared = safeSaslprep(user)
+    if (prepared !== user) return fail(`user name ${JSON.stringify(user)} is not in SASLprep form${prepared ? ` (use ${JSON.stringify(prepared)})` : ''}, required for SCRAM`)
+  }
   let existing: string | undefined
   try {
     if (existsSync(file)) {
@@ -46,8 +60,26 @@ export async function runPasswd(file: string, user: string, flags: PasswdFlags):
     }
   }
   if (password.length === 0) return fail('the password must not be empty')
-  updatePasswordFile(file, user, await hashPassword(password), existing)
+  let hash: string
+  try {
+    hash = flags.scram
+      ? formatScramCredential(await deriveScramCredential(password, { iterations: flags.iterations ?? SCRAM_DEFAULT_ITERATIONS }))
+      : await hashPassword(password)
+  } catch (err) {
+    if (err instanceof SaslprepError) return fail(`the password ${err.message} (SASLprep, RFC 4013)`)
+    if (err instanceof RangeError) return fail(err.message)
+    throw err
+  }
+  updatePasswordFile(file, user, hash, existing)
   return 0
+}
+
+function safeSaslprep(value: string): string | undefined {
+  try {
+    return saslprep(value, { stored: true })
+  } catch {
+    return undefined
+  }
 }
 
 async function readPassword(): Promise<string> {

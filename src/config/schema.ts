@@ -196,6 +196,10 @@ const authSchema = z
       .max(60_000)
       .default(1000)
       .describe('milliseconds before a refused login gets its CONNACK (slows password guessing)'),
+    enhancedMethods: z
+      .array(z.enum(['SCRAM-SHA-256']))
+      .default(['SCRAM-SHA-256'])
+      .describe('MQTT 5 enhanced authentication methods offered (AUTH packet); SCRAM-SHA-256 uses the password file\'s `mqlite passwd --scram` entries. [] turns it off'),
   })
   .strict()
 
