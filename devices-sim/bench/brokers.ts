@@ -12,6 +12,10 @@ export interface RunningBroker {
   url: string
   port: number
   pid: number
+  /** every node's URL (a cluster); absent for a single broker */
+  urls?: string[]
+  /** Redis commands processed so far (a cluster), for commands per message */
+  redisCommands?(): Promise<number>
   /** Resident memory of the broker process, in KiB (from /proc). */
   rssKiB(): number
   stop(): Promise<void>
@@ -56,7 +60,7 @@ function canConnect(port: number): Promise<boolean> {
 }
 
 /** Spawns, then waits for the port, racing an early exit of the child (which fails fast). */
-async function launch(name: string, command: string, args: string[], port: number, cleanup: () => void, pin: boolean): Promise<RunningBroker> {
+export async function launch(name: string, command: string, args: string[], port: number, cleanup: () => void, pin: boolean): Promise<RunningBroker> {
   const [file, argv] = pin ? ['taskset', ['-c', '0', command, ...args]] : [command, args]
   const child: ChildProcess = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
   // Keep the tail of both streams (mqlite logs JSON to stdout) to explain a failed start.

@@ -7,6 +7,7 @@ import { writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { Command, InvalidArgumentError } from 'commander'
 import { commandExists, mosquittoTarget, mqliteTarget } from './brokers.js'
+import { clusterTarget } from './cluster.js'
 import type { BrokerTarget } from './brokers.js'
 import { SCENARIOS } from './scenarios.js'
 import { formatTable, medians } from './table.js'
@@ -33,7 +34,7 @@ const program = new Command('mqlite-bench')
   .option('--quick', 'small counts and 1 repetition (a smoke run)')
   .option('--only <scenarios>', `comma-separated subset of: ${SCENARIOS.map((s) => s.name).join(', ')}`)
   .option('--repetitions <n>', 'repetitions per scenario and broker (default 3, 1 with --quick)', positive)
-  .option('--brokers <names>', 'comma-separated subset of: mosquitto, mqlite-memory, mqlite-memory+metrics, mqlite-sqlite')
+  .option('--brokers <names>', 'comma-separated subset of: mosquitto, mqlite-memory, mqlite-memory+metrics, mqlite-sqlite, mqlite-cluster-1, mqlite-cluster-2, mqlite-cluster-3 (the clusters need redis-server and run only the cluster scenario)')
   .option('--no-pin', 'do not pin broker and load generator to different cores')
   .option('--timeout <seconds>', 'per-run time limit', positive, 300)
   .option('--json <file>', 'write every run and the medians as JSON')
@@ -73,6 +74,7 @@ async function main(): Promise<number> {
     mqliteTarget('memory', pinned, repoRoot),
     mqliteTarget('memory', pinned, repoRoot, true),
     mqliteTarget('sqlite', pinned, repoRoot),
+    ...(commandExists('redis-server') ? [1, 2, 3].map((n) => clusterTarget(n, pinned, repoRoot)) : []),
   ]
   const wanted = flags.brokers?.split(',').map((s) => s.trim())
   const targets = wanted ? available.filter((t) => wanted.includes(t.name)) : available
@@ -101,6 +103,8 @@ async function main(): Promise<number> {
       const order = targets.map((_, i) => targets[(i + rep - 1) % targets.length] as BrokerTarget)
       for (const target of order) {
         if (interrupted) break outer
+        // a cluster is measured on its own scenario; the others are single-broker questions
+        if (target.name.startsWith('mqlite-cluster') !== (scenario.name === 'cluster') && target.name.startsWith('mqlite-cluster')) continue
         const record: RunRecord = { scenario: scenario.name, broker: target.name, repetition: rep, metrics: [], notes: [], loadCpuPercent: Number.NaN }
         let broker
         try {

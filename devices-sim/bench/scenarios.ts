@@ -7,6 +7,7 @@ import { connectRaw } from './raw-mqtt.js'
 import type { RawClient } from './raw-mqtt.js'
 import type { QoS } from './load.js'
 import { runScenario } from '../index.js'
+import { clusterScenario } from './cluster.js'
 
 export interface Metric {
   key: string
@@ -217,4 +218,4 @@ const durable = (sessions: number): BenchScenario => ({
   },
 })
 
-export const SCENARIOS: readonly BenchScenario[] = [fanIn(0), fanIn(1), fanIn(2), fanOut, latency, idleConnections, retained, durable(1), durable(10)]
+export const SCENARIOS: readonly BenchScenario[] = [fanIn(0), fanIn(1), fanIn(2), fanOut, latency, idleConnections, retained, durable(1), durable(10), clusterScenario]

@@ -130,7 +130,8 @@ export class RedisPersistence {
     this.#state = 'opening'
     const { url, nodeId, connectTimeoutMs, logger } = this.#options
     const { url: _url, ...options } = RedisPersistence.connectionOptions(url, `mqlite-${nodeId}`)
-    const redis = new Redis(url, options) as Scripted
+    // commands issued in the same tick go out as one pipeline: many sessions, few round trips
+    const redis = new Redis(url, { ...options, enableAutoPipelining: true }) as Scripted
     const events = new Redis(url, { ...options, connectionName: `mqlite-${nodeId}-events` })
     this.#redis = redis
     this.#events = events
@@ -377,7 +378,9 @@ export class RedisPersistence {
     }
   }
 
-  async outgoingUpdate(client: ClientRef, packet: PacketLike): Promise<void> {
+  async outgoingUpdate(client: ClientRef & { clean?: boolean }, packet: PacketLike): Promise<void> {
+    // a clean session has no queue in the store (nothing is enqueued for it): skip the round trip
+    if (client.clean === true) return
     const redis = this.#client()
     const hasEntry = typeof packet.brokerId === 'string' && typeof packet.brokerCounter === 'number'
     const isPubrel = packet.cmd === 'pubrel'
@@ -391,7 +394,8 @@ export class RedisPersistence {
     )
   }
 
-  async outgoingClearMessageId(client: ClientRef, packet: PacketLike | number | undefined): Promise<StoredObject | undefined> {
+  async outgoingClearMessageId(client: ClientRef & { clean?: boolean }, packet: PacketLike | number | undefined): Promise<StoredObject | undefined> {
+    if (client.clean === true) return undefined
     const redis = this.#client()
     const p: PacketLike = typeof packet === 'object' && packet !== null ? packet : {}
     const [mode, value] =
