@@ -2,7 +2,7 @@ import assert from 'node:assert'
 import { createRequire } from 'node:module'
 import { afterAll, beforeAll, describe, test } from 'vitest'
 import { RedisPersistence } from '../../src/persistence/redis-persistence.js'
-import { startRedisServer, type RedisServer } from '../helpers/redis-server.js'
+import { redisAvailable, startRedisServer, type RedisServer } from '../helpers/redis-server.js'
 
 // The same aedes-persistence conformance suite as the SQLite store, against a real redis-server;
 // each test gets its own key prefix, so they never see each other's data.
@@ -16,7 +16,7 @@ const abstractPersistence = require('aedes-persistence/abstract.js') as (opts: {
 
 const adapter: SuiteTest = (name, fn) => test(name, () => fn({ assert, plan() {}, diagnostic() {} }))
 
-describe('RedisPersistence conforms to aedes-persistence', () => {
+describe.skipIf(!redisAvailable('redis-persistence.test.ts'))('RedisPersistence conforms to aedes-persistence', () => {
   let redis: RedisServer
   let n = 0
   beforeAll(async () => {

@@ -1,5 +1,6 @@
 import mqtt, { type MqttClient } from 'mqtt'
 import { afterAll, describe, expect, it } from 'vitest'
+import { redisAvailable } from '../helpers/redis-server.js'
 import { startCluster, type TestCluster } from '../helpers/cluster.js'
 import { sleep } from '../helpers/mqtt-clients.js'
 
@@ -30,7 +31,7 @@ function port(url: string): number {
   return Number(new URL(url).port)
 }
 
-describe('kill -9 of a cluster node during QoS 1/2 traffic', () => {
+describe.skipIf(!redisAvailable('cluster-crash.test.ts'))('kill -9 of a cluster node during QoS 1/2 traffic', () => {
   let cluster: TestCluster
   const clients: MqttClient[] = []
   afterAll(async () => {

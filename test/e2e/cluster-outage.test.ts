@@ -1,5 +1,6 @@
 import mqtt from 'mqtt'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { redisAvailable } from '../helpers/redis-server.js'
 import { startCluster, type TestCluster } from '../helpers/cluster.js'
 import { collectMessages, createClientPool, sleep } from '../helpers/mqtt-clients.js'
 
@@ -14,7 +15,7 @@ async function eventually(check: () => Promise<boolean>, ms: number, what: strin
 
 // What a node does while Redis is away: it refuses rather than acknowledges what it cannot store,
 // says so on /readyz, and serves again by itself when Redis is back.
-describe('cluster mode: Redis unreachable', () => {
+describe.skipIf(!redisAvailable('cluster-outage.test.ts'))('cluster mode: Redis unreachable', () => {
   let cluster: TestCluster
   const pool = createClientPool()
   let metricsUrl = ''

@@ -1,11 +1,12 @@
 import mqtt from 'mqtt'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { redisAvailable } from '../helpers/redis-server.js'
 import { startCluster, HEARTBEAT_MS, type TestCluster } from '../helpers/cluster.js'
 import { collectMessages, createClientPool, sleep } from '../helpers/mqtt-clients.js'
 
 // Three mqlite processes on one real redis-server: what a client sees when the load balancer
 // sends it (or the other end of its conversation) to any node.
-describe('cluster mode on Redis (3 nodes)', () => {
+describe.skipIf(!redisAvailable('cluster.test.ts'))('cluster mode on Redis (3 nodes)', () => {
   let cluster: TestCluster
   const pool = createClientPool()
   beforeAll(async () => {
