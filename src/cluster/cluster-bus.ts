@@ -14,6 +14,8 @@ export interface ClusterBus {
 }
 
 type Emitter = {
+  /** mqemitter-redis re-emits its connections' errors here: without a listener they would throw */
+  state: { on(event: 'error', listener: (err: Error) => void): void }
   _emit(packet: object, done?: (err?: Error) => void): void
   close(done: () => void): void
 }
@@ -51,6 +53,9 @@ export async function createClusterBus(url: string, keyPrefix: string, nodeId: s
   }
   // Same matching options as aedes's default emitter: `+` matches an empty level.
   const mq = new MQEmitterRedisPrefix(keyPrefix, { pubConn, subConn, concurrency: 100, matchEmptyLevels: true })
+  mq.state.on('error', () => {
+    // already logged by the connections' own listeners above
+  })
   const emitLocally = mq._emit.bind(mq)
   mq._emit = (packet, done) => emitLocally(withoutNulls(packet), done)
   let closing: Promise<void> | undefined

@@ -483,11 +483,14 @@ export class RedisPersistence {
     const brokerId = (this.#broker as BrokerRef).id
     packet.brokerId = brokerId
     packet.clientId = client.id
+    const delay = (packet.properties as { willDelayInterval?: number } | undefined)?.willDelayInterval ?? 0
     await checked(
       redis
         .multi()
         .hset(`${this.#prefix}wills`, client.id, encodePacket(packet))
         .hset(`${this.#prefix}willbroker`, client.id, brokerId)
+        .hset(`${this.#prefix}willdelay`, client.id, delay)
+        .hdel(`${this.#prefix}willseen`, client.id)
         .del(`${this.#prefix}willclaim:${client.id}`)
         .exec(),
     )
@@ -521,7 +524,7 @@ export class RedisPersistence {
     const owners = await redis.hgetall(`${this.#prefix}willbroker`)
     for (const [clientId, brokerId] of Object.entries(owners)) {
       if (!wanted(brokerId)) continue
-      const blob = (await redis.mqClaimWillBuffer(this.#prefix, clientId, brokerId, WILL_CLAIM_MS)) as Buffer | null
+      const blob = (await redis.mqClaimWillBuffer(this.#prefix, clientId, brokerId, WILL_CLAIM_MS, Date.now())) as Buffer | null
       if (blob) yield decodePacket(blob)
     }
   }

@@ -227,17 +227,40 @@ if broker ~= '' and owner ~= broker then return nil end
 local will = redis.call('HGET', prefix .. 'wills', client)
 redis.call('HDEL', prefix .. 'wills', client)
 redis.call('HDEL', prefix .. 'willbroker', client)
+redis.call('HDEL', prefix .. 'willdelay', client)
+redis.call('HDEL', prefix .. 'willseen', client)
 redis.call('DEL', prefix .. 'willclaim:' .. client)
 return will
 `
 
 /**
- * ARGV: prefix, client, broker id, claim ttl ms. Whoever gets the claim publishes the will of a
- * client whose broker died; every other node skips it (exactly once). Returns the will or nil.
+ * ARGV: prefix, client, broker id, claim ttl ms, now ms. Whoever gets the claim publishes the will
+ * of a client whose broker died; every other node skips it (exactly once). A client already back
+ * on another node has no will to publish (it is deleted); one whose Will Delay Interval has not
+ * run out since its node was found dead waits for a later sweep. Returns the will or nil.
  */
 export const CLAIM_WILL = `
-local prefix, client, broker, ttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local prefix, client, broker, ttl, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 if redis.call('HGET', prefix .. 'willbroker', client) ~= broker then return nil end
+local session = prefix .. 'session:' .. client
+local holder = redis.call('HGET', session, 'node')
+if holder and holder ~= '' and holder ~= broker then
+  redis.call('HDEL', prefix .. 'wills', client)
+  redis.call('HDEL', prefix .. 'willbroker', client)
+  redis.call('HDEL', prefix .. 'willdelay', client)
+  redis.call('HDEL', prefix .. 'willseen', client)
+  return nil
+end
+local delay = tonumber(redis.call('HGET', prefix .. 'willdelay', client) or '0')
+if delay > 0 then
+  local since = tonumber(redis.call('HGET', session, 'disconnectedAt') or '')
+  if not holder then
+    -- no session record (its node died before writing it): the delay counts from the first sweep
+    redis.call('HSETNX', prefix .. 'willseen', client, now)
+    since = tonumber(redis.call('HGET', prefix .. 'willseen', client))
+  end
+  if holder == broker or not since or since + delay * 1000 > now then return nil end
+end
 if not redis.call('SET', prefix .. 'willclaim:' .. client, broker, 'NX', 'PX', ttl) then return nil end
 return redis.call('HGET', prefix .. 'wills', client)
 `
@@ -290,6 +313,8 @@ redis.call('DEL', prefix .. 'subs:' .. client, prefix .. 'in:' .. client, prefix
 redis.call('SREM', prefix .. 'subs:clients', client)
 redis.call('HDEL', prefix .. 'wills', client)
 redis.call('HDEL', prefix .. 'willbroker', client)
+redis.call('HDEL', prefix .. 'willdelay', client)
+redis.call('HDEL', prefix .. 'willseen', client)
 redis.call('ZREM', prefix .. 'sessions:due', client)
 local existed = redis.call('DEL', prefix .. 'session:' .. client)
 redis.call('SREM', prefix .. 'sessions', client)

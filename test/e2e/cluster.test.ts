@@ -177,32 +177,43 @@ describe.skipIf(!redisAvailable('cluster.test.ts'))('cluster mode on Redis (3 no
     }
   })
 
-  it('publishes the wills of a killed node exactly once', { timeout: 30_000 }, async () => {
+  it('publishes the wills of a killed node exactly once, after their delay, unless the client is back', { timeout: 30_000 }, async () => {
     const watchers = [await pool.connect(cluster.url(0), { protocolVersion: 5 }), await pool.connect(cluster.url(1), { protocolVersion: 4 })]
     const inboxes = watchers.map((w) => collectMessages(w))
     await Promise.all(watchers.map((w) => w.subscribeAsync('status/#', { qos: 1 })))
-    const devices = ['dev-a', 'dev-b'].map((clientId) => {
+    const arrivedAt = new Map<string, number>()
+    watchers[0]!.on('message', (topic) => arrivedAt.set(topic, Date.now()))
+    const delays: Record<string, number> = { 'dev-a': 0, 'dev-b': 0, 'dev-back': 0, 'dev-delayed': 2 }
+    const devices = Object.entries(delays).map(([clientId, willDelayInterval]) => {
       const device = mqtt.connect(cluster.url(2), {
         protocolVersion: 5,
         clientId,
         reconnectPeriod: 0,
-        will: { topic: `status/${clientId}`, payload: Buffer.from('offline'), qos: 1, retain: false, properties: { userProperties: { reason: 'lost' } } },
+        properties: { sessionExpiryInterval: 60 },
+        will: { topic: `status/${clientId}`, payload: Buffer.from('offline'), qos: 1, retain: false, properties: { willDelayInterval, userProperties: { reason: 'lost' } } },
       })
       device.on('error', () => {})
       return device
     })
     await Promise.all(devices.map((d) => new Promise((resolve) => d.once('connect', resolve))))
     await cluster.nodes[2]!.kill()
-    for (const inbox of inboxes) await inbox.waitFor(2, 10_000)
+    const killedAt = Date.now()
+    // one device is back on a surviving node at once: its old connection's will is stale
+    const back = await pool.connect(cluster.url(0), { protocolVersion: 5, clientId: 'dev-back', clean: false, properties: { sessionExpiryInterval: 60 } })
+    expect(back.connected).toBe(true)
+    for (const inbox of inboxes) await inbox.waitFor(3, 15_000)
     // several survivors sweep for dead nodes' wills: give them all the time to (wrongly) repeat one
     await sleep(HEARTBEAT_MS * 10)
     for (const inbox of inboxes) {
       expect(inbox.messages.map((m) => [m.topic, m.payload.toString()]).sort()).toEqual([
         ['status/dev-a', 'offline'],
         ['status/dev-b', 'offline'],
+        ['status/dev-delayed', 'offline'],
       ])
     }
     expect(inboxes[0]!.messages[0]!.packet.properties?.userProperties).toEqual({ reason: 'lost' })
+    // [MQTT-3.1.3-9] the delayed will waited its 2 s after the node was found dead
+    expect(arrivedAt.get('status/dev-delayed')! - killedAt).toBeGreaterThanOrEqual(2000)
     for (const d of devices) d.end(true)
     await cluster.start(2)
   })

@@ -19,12 +19,12 @@ export interface RedisServer {
 
 /**
  * Whether `redis-server` is installed. Without it the cluster tests are skipped with a warning, so
- * `npm test` passes on a machine without Redis; CI installs it and sets MQLITE_TEST_REQUIRE_REDIS,
+ * `npm test` passes on a machine without Redis; CI installs it and sets TEST_REQUIRE_REDIS,
  * which turns a missing server into a failure instead.
  */
 export function redisAvailable(file: string): boolean {
   if (spawnSync('redis-server', ['--version']).status === 0) return true
-  if (process.env.MQLITE_TEST_REQUIRE_REDIS) throw new Error(`${file}: redis-server is not installed (MQLITE_TEST_REQUIRE_REDIS is set)`)
+  if (process.env.TEST_REQUIRE_REDIS) throw new Error(`${file}: redis-server is not installed (TEST_REQUIRE_REDIS is set)`)
   console.warn(`${file}: \`redis-server\` is not installed: skipping the cluster tests`)
   return false
 }
