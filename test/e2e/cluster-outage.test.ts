@@ -1,6 +1,7 @@
 import mqtt from 'mqtt'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { redisAvailable } from '../helpers/redis-server.js'
+import { spawnBroker } from '../helpers/child-broker.js'
 import { startCluster, type TestCluster } from '../helpers/cluster.js'
 import { collectMessages, createClientPool, sleep } from '../helpers/mqtt-clients.js'
 
@@ -90,5 +91,10 @@ describe.skipIf(!redisAvailable('cluster-outage.test.ts'))('cluster mode: Redis 
     await watcher.subscribeAsync('$SYS/nodes/+/broker/version')
     await inbox.waitFor(2, 15_000)
     expect(new Set(inbox.messages.map((m) => m.topic))).toEqual(new Set(['$SYS/nodes/node1/broker/version', '$SYS/nodes/node2/broker/version']))
+  })
+
+  it('refuses to start, naming Redis, when Redis cannot be reached; a malformed URL is a configuration error', async () => {
+    await expect(spawnBroker(['--redis', 'redis://127.0.0.1:1', '--port', '0', '--no-metrics'])).rejects.toThrow(/exited with 1[\s\S]*cannot reach Redis at redis:\/\/127\.0\.0\.1:1/)
+    await expect(spawnBroker(['--redis', 'localhost:6379', '--port', '0', '--no-metrics'])).rejects.toThrow(/exited with 2[\s\S]*cluster\.redis\.url/)
   })
 })
