@@ -20,6 +20,7 @@ export type DeliverFunction = (packet: AedesPublishPacket & { clientId?: string;
 
 export interface ClientInternals {
   id: string
+  broker: Aedes
   /** protocol level from CONNECT: 3, 4 or 5 */
   version: number | null
   /** the session ends with the connection (v5: Session Expiry Interval 0) */
@@ -38,6 +39,8 @@ export interface ClientInternals {
   deliver0: DeliverFunction
   deliverQoS: DeliverFunction
   _parser: EventEmitter
+  /** MQTT 5 inbound topic aliases (alias -> topic name), read and written by aedes's publish handler */
+  _topicAliases: Map<number, string>
   /** next outgoing packet id */
   _nextId: number
   /** v5 Clean Start of the CONNECT */

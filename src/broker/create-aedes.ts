@@ -9,10 +9,11 @@ import { limitRetained, type RetainedLimit } from '../limits/retained-limit.js'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log/logger.js'
 import { onClientCreated } from './client-setup.js'
+import { slimClientListeners } from './lean-client.js'
 import { explainDisconnects } from './disconnect-reasons.js'
 import { installOutboundTopicAliases } from './delivery/topic-alias-out.js'
 import { planDeliveries, type DropReason } from './delivery/delivery-planner.js'
-import { installOutboundWindow, pacedOutgoingStream } from './delivery/flow-control.js'
+import { installOutboundWindows, pacedOutgoingStream } from './delivery/flow-control.js'
 import { inboundQoS1Done, installInboundQuota } from './delivery/inbound-quota.js'
 import { planOfflineQueue, type QueueingStore } from './delivery/offline-queue.js'
 import { hardenStore, usePrototypeFreeMaps, type HardenedStore } from './hardening.js'
@@ -96,7 +97,8 @@ export async function createAedes({
   )
   planOfflineQueue(store)
   const outgoingStream = store.outgoingStream.bind(store)
-  store.outgoingStream = (client) => pacedOutgoingStream(client, outgoingStream(client), authorizer.canReceive?.bind(authorizer))
+  const canReadQueued = authorizer.canReceive?.bind(authorizer)
+  store.outgoingStream = (client) => pacedOutgoingStream(client, outgoingStream(client), canReadQueued)
 
   const { mqtt } = config
   const options: AedesOptions = {
@@ -117,6 +119,7 @@ export async function createAedes({
       if (malformed) return callback(malformed, false)
       applyServerKeepAlive(client, packet.protocolVersion ?? 4, packet.keepalive ?? 0, mqtt.maxKeepAlive)
       if (packet.protocolVersion === 5) installOutboundTopicAliases(client, packet.properties?.topicAliasMaximum ?? 0)
+      if (packet.protocolVersion !== 5 || mqtt.topicAliasMaximum <= 0) dropInboundTopicAliases(client)
       callback(null, true)
     },
     authenticate: (client, username, password, callback) => {
@@ -170,6 +173,8 @@ export async function createAedes({
   // `published` above runs only once the broker exists
   let broker: Aedes = undefined as unknown as Aedes
   broker = await Aedes.createBroker(options)
+  // first of the client setups (see lean-client.ts)
+  slimClientListeners(broker)
   usePrototypeFreeMaps(broker)
   guards.attach(broker)
   const retained = await limitRetained(store as unknown as Parameters<typeof limitRetained>[0], config.limits, limitStats)
@@ -183,24 +188,44 @@ export async function createAedes({
   }
   const receiveMaximum = mqtt.receiveMaximum > 0 ? mqtt.receiveMaximum : RECEIVE_MAXIMUM_DEFAULT
   const canReceive = authorizer.canReceive?.bind(authorizer)
-  onClientCreated(broker, (client) => {
-    // first: while an exchange is pending no other tap may see the client's packets
-    installEnhancedAuth(client, {
-      provider: authorizer.enhanced,
-      timeout: mqtt.connectTimeout,
-      report: (err) => broker.emit('clientError', client, err),
-    })
-    guards.install(client)
-    explainDisconnects(client)
-    installInboundQuota(client, receiveMaximum)
-    const window = installOutboundWindow(client, {
-      maxInflight: mqtt.maxInflightMessages,
-      maxPending: config.store.maxQueuedMessages,
-      onOverflow: () => onDrop('queue_full'),
-    })
-    planDeliveries(client, { window, onDrop, ...(canReceive ? { canReceive } : {}) })
+  // Inbound taps run in this order, for every client. Per connection these cost as little as
+  // possible: state is created when a client first uses a feature (see each module).
+  // First: while an exchange is pending no other tap may see the client's packets.
+  installEnhancedAuth(broker, {
+    provider: authorizer.enhanced,
+    timeout: mqtt.connectTimeout,
+    report: (client, err) => broker.emit('clientError', client, err),
   })
+  guards.install(broker)
+  installInboundQuota(broker, receiveMaximum)
+  installOutboundWindows(broker, {
+    maxInflight: mqtt.maxInflightMessages,
+    maxPending: config.store.maxQueuedMessages,
+    onOverflow: () => onDrop('queue_full'),
+  })
+  planDeliveries(broker, { onDrop, ...(canReceive ? { canReceive } : {}) })
+  onClientCreated(broker, explainDisconnects)
   return { aedes: broker, shared, retained }
+}
+
+/**
+ * aedes reads a client's inbound topic aliases only for MQTT 5 with topicAliasMaximum > 0
+ * (lib/handlers/publish.js). Shared by the other clients, so it never stores anything.
+ */
+class NoTopicAliases extends Map<number, string> {
+  override set(): this {
+    return this
+  }
+}
+const NO_TOPIC_ALIASES = new NoTopicAliases()
+
+/**
+ * aedes gives every connection a Map of inbound topic aliases. A client that can never use one
+ * (not MQTT 5, or aliases not offered) shares one empty map instead.
+ */
+function dropInboundTopicAliases(client: Client): void {
+  const c = clientInternals(client)
+  if (c._topicAliases.size === 0) c._topicAliases = NO_TOPIC_ALIASES
 }
 
 /**

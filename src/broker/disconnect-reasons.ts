@@ -16,16 +16,19 @@ const REASONS: Array<[RegExp, number]> = [
  * malformed packets get 0x81. Best effort: the socket is destroyed right after.
  */
 export function explainDisconnects(client: Client): void {
-  client.prependListener('error', (err: Error) => {
-    if (clientInternals(client).version !== 5) return
-    const reasonCode = reasonFor(err)
-    if (reasonCode === undefined) return
-    try {
-      writeDirect(client, { cmd: 'disconnect', reasonCode })
-    } catch {
-      // the connection is going away either way
-    }
-  })
+  client.prependListener('error', explain)
+}
+
+/** One listener function for every client (EventEmitter calls it on the client). */
+function explain(this: Client, err: Error): void {
+  if (clientInternals(this).version !== 5) return
+  const reasonCode = reasonFor(err)
+  if (reasonCode === undefined) return
+  try {
+    writeDirect(this, { cmd: 'disconnect', reasonCode })
+  } catch {
+    // the connection is going away either way
+  }
 }
 
 function reasonFor(err: Error): number | undefined {

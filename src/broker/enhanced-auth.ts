@@ -1,4 +1,4 @@
-import type { Client } from 'aedes'
+import type { Aedes, Client } from 'aedes'
 import mqttPacket from 'mqtt-packet'
 import type { AuthStep, EnhancedAuthProvider, EnhancedOutcome } from '../auth/enhanced/authenticator.js'
 import { clientInternals } from './aedes-internals.js'
@@ -27,7 +27,7 @@ export interface EnhancedAuthOptions {
   /** milliseconds a re-authentication may take */
   timeout: number
   /** protocol errors and authenticator failures, for the log (aedes's clientError) */
-  report: (err: Error) => void
+  report: (client: Client, err: Error) => void
 }
 
 type Continuation = (data: Buffer | undefined) => Promise<AuthStep>
@@ -62,29 +62,89 @@ export function takeEnhancedOutcome(client: Client): EnhancedOutcome | undefined
   return outcome
 }
 
-/** Installs the AUTH handling on a new client; call it before other inbound taps. */
-export function installEnhancedAuth(client: Client, { provider, timeout, report }: EnhancedAuthOptions): void {
+type Authenticator = NonNullable<ReturnType<EnhancedAuthProvider['authenticator']>>
+
+/** The exchange state of one connection: `tap` sees its packets; `start` begins with a CONNECT. */
+interface Exchange {
+  tap(packet: WirePacket): boolean
+  start(packet: WirePacket, method: string, authenticator: Authenticator): boolean
+}
+
+/**
+ * Installs the AUTH handling on every client of the broker; call it before other inbound taps.
+ * A connection costs nothing here until it needs the exchange: a CONNECT naming a method offered,
+ * or an AUTH packet (then a protocol error, answered by the same state machine).
+ */
+export function installEnhancedAuth(broker: Aedes, options: EnhancedAuthOptions): void {
+  const exchanges = new WeakMap<Client, Exchange>()
+  /** clients whose CONNECT named no method offered (phase 'plain'); the rest await their CONNECT */
+  const plain = new WeakSet<Client>()
+  const exchangeOf = (client: Client): Exchange => {
+    let exchange = exchanges.get(client)
+    if (!exchange) {
+      exchange = createExchange(client, options, plain.has(client) ? 'plain' : 'awaiting-connect')
+      exchanges.set(client, exchange)
+    }
+    return exchange
+  }
+  tapInbound(broker, (packet, client) => {
+    const exchange = exchanges.get(client)
+    if (exchange) return exchange.tap(packet)
+    if (packet.cmd === 'auth') return exchangeOf(client).tap(packet)
+    // awaiting the CONNECT, or 'plain': nothing to do for any other packet
+    if (packet.cmd !== 'connect' || plain.has(client)) return false
+    const offer = offered(packet, options.provider)
+    if (!offer) {
+      plain.add(client)
+      return false
+    }
+    return exchangeOf(client).start(packet, offer.method, offer.authenticator)
+  })
+}
+
+/**
+ * The method of a first CONNECT when the provider offers it; undefined for no method, or one not
+ * offered: aedes answers the latter with CONNACK 0x8C and closes [MQTT-4.12.0-1].
+ */
+function offered(packet: WirePacket, provider: EnhancedAuthProvider | undefined): { method: string; authenticator: Authenticator } | undefined {
+  const method = packet.protocolVersion === 5 ? (packet as AuthPacket).properties?.authenticationMethod : undefined
+  const authenticator = method === undefined ? undefined : provider?.authenticator(method)
+  return method === undefined || !authenticator ? undefined : { method, authenticator }
+}
+
+function createExchange(client: Client, { provider, timeout, report: reportFor }: EnhancedAuthOptions, initial: 'awaiting-connect' | 'plain'): Exchange {
   const c = clientInternals(client)
-  let phase: Phase = { name: 'awaiting-connect' }
+  let phase: Phase = { name: initial }
   const gone = (): boolean => c.closed || c.conn.destroyed
+  const report = (err: Error): void => reportFor(client, err)
 
   c.conn.once('close', () => {
     if (phase.name === 'reauthenticating') clearTimeout(phase.timer)
     phase = { name: 'ended' }
   })
 
-  tapInbound(client, (packet) => {
-    if (packet.cmd === 'connect') return onConnect(packet)
-    if (packet.cmd === 'auth') {
-      onAuth(packet as AuthPacket)
+  return {
+    tap(packet) {
+      if (packet.cmd === 'connect') return onConnect(packet)
+      if (packet.cmd === 'auth') {
+        onAuth(packet as AuthPacket)
+        return true
+      }
+      if (phase.name !== 'authenticating') return false
+      // [MQTT-3.1.2-30] only AUTH or DISCONNECT until CONNACK
+      if (packet.cmd === 'disconnect') end()
+      else protocolError(`${packet.cmd.toUpperCase()} during enhanced authentication, before CONNACK [MQTT-3.1.2-30]`)
       return true
-    }
-    if (phase.name !== 'authenticating') return false
-    // [MQTT-3.1.2-30] only AUTH or DISCONNECT until CONNACK
-    if (packet.cmd === 'disconnect') end()
-    else protocolError(`${packet.cmd.toUpperCase()} during enhanced authentication, before CONNACK [MQTT-3.1.2-30]`)
+    },
+    start,
+  }
+
+  function start(packet: WirePacket, method: string, authenticator: Authenticator): boolean {
+    phase = { name: 'authenticating', method, connect: packet, waiting: undefined }
+    transformOutbound(client, addMethodToConnack)
+    advance(authenticator.start(String(packet.clientId ?? ''), (packet as AuthPacket).properties?.authenticationData))
     return true
-  })
+  }
 
   function onConnect(packet: WirePacket): boolean {
     // A second CONNECT is a protocol error [MQTT-3.1.0-2]. aedes refuses it once it has the first;
@@ -94,18 +154,12 @@ export function installEnhancedAuth(client: Client, { provider, timeout, report 
       return true
     }
     if (phase.name !== 'awaiting-connect') return false
-    const properties = (packet as AuthPacket).properties
-    const method = packet.protocolVersion === 5 ? properties?.authenticationMethod : undefined
-    const authenticator = method === undefined ? undefined : provider?.authenticator(method)
-    if (method === undefined || !authenticator) {
-      // no method, or one not offered: aedes answers the latter with CONNACK 0x8C and closes [MQTT-4.12.0-1]
+    const offer = offered(packet, provider)
+    if (!offer) {
       phase = { name: 'plain' }
       return false
     }
-    phase = { name: 'authenticating', method, connect: packet, waiting: undefined }
-    transformOutbound(client, addMethodToConnack)
-    advance(authenticator.start(String(packet.clientId ?? ''), properties?.authenticationData))
-    return true
+    return start(packet, offer.method, offer.authenticator)
   }
 
   function onAuth(packet: AuthPacket): void {

@@ -13,17 +13,22 @@ export function logBrokerEvents(broker: Aedes, logger: Logger): void {
     const info = connectionInfo(client)
     return { clientId: client.id, listener: info?.listener, remote: info?.remoteAddress }
   }
+  // info lines: nothing is built when info is off (each connect would leave garbage behind)
   broker.on('client', (client) => {
+    if (!logger.isLevelEnabled('info')) return
     logger.info({ ...describe(client), protocol: client.version, clean: client.clean }, 'client connected')
   })
   broker.on('clientDisconnect', (client) => {
+    if (!logger.isLevelEnabled('info')) return
     const reasonCode = client.disconnectReasonCode
     logger.info(
       { ...describe(client), ...(reasonCode !== null && reasonCode !== undefined ? { reasonCode } : {}) },
       'client disconnected',
     )
   })
-  broker.on('keepaliveTimeout', (client) => logger.info(describe(client), 'keep-alive timeout'))
+  broker.on('keepaliveTimeout', (client) => {
+    if (logger.isLevelEnabled('info')) logger.info(describe(client), 'keep-alive timeout')
+  })
   broker.on('clientError', (client, err) => {
     // a refused PUBLISH is per message (and counted in the metrics): debug, not warn
     const level = err instanceof PublishRefusedError ? 'debug' : 'warn'

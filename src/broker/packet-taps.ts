@@ -1,6 +1,7 @@
-import type { Client } from 'aedes'
+import type { Aedes, Client } from 'aedes'
 import type { EventEmitter } from 'node:events'
 import { clientInternals } from './aedes-internals.js'
+import { onClientCreated } from './client-setup.js'
 
 /** A packet as mqtt-packet parses it or aedes writes it; taps read the fields they know. */
 export interface WirePacket {
@@ -12,45 +13,61 @@ export interface WirePacket {
  * Sees each packet a client sends, as it is parsed and before aedes handles it. Returning true
  * keeps the packet from aedes (the tap answered it itself).
  */
-export type InboundTap = (packet: WirePacket) => boolean | void
+export type InboundTap = (packet: WirePacket, client: Client) => boolean | void
 
 /** Rewrites a packet on its way to the wire. It must return a copy, never change `packet`. */
 export type OutboundTransform = (packet: WirePacket) => WirePacket
 
-interface Taps {
-  inbound: InboundTap[]
-  outbound: OutboundTransform[]
-  /** aedes's own handling of a parsed packet */
-  handle: (packet: WirePacket) => void
+type ParserHandler = (this: EventEmitter, packet: WirePacket) => void
+
+/** aedes's parser as the dispatcher sees it: aedes sets `client` on it. */
+interface TappedParser extends EventEmitter {
+  client: Client
 }
 
-const taps = new WeakMap<Client, Taps>()
+// Inbound taps are per broker, not per client: an idle connection then costs no closure, array or
+// map entry here. Each client's parser gets the one shared `dispatch` listener instead of aedes's
+// own (one listener: a second would make every emit copy the listener array).
+const brokerTaps = new WeakMap<object, InboundTap[]>()
+/** aedes's parser listener: one module function for every client (checked as each client comes) */
+let aedesHandle: ParserHandler | undefined
+/** a client whose listener is another function than the first one seen (not expected) */
+const otherHandles = new WeakMap<object, ParserHandler>()
+
+function handleOf(parser: TappedParser): ParserHandler {
+  return otherHandles.get(parser) ?? (aedesHandle as ParserHandler)
+}
+
+function dispatch(this: TappedParser, packet: WirePacket): void {
+  const client = this.client
+  const taps = brokerTaps.get(clientInternals(client).broker)
+  if (taps !== undefined) for (let i = 0; i < taps.length; i++) if (taps[i]!(packet, client) === true) return
+  handleOf(this).call(this, packet)
+}
+
+function hookParser(client: Client): void {
+  const parser = clientInternals(client)._parser as TappedParser
+  const [handle] = parser.listeners('packet') as ParserHandler[]
+  if (!handle) throw new Error('aedes client has no parser listener to tap')
+  if (handle === dispatch) return
+  if (aedesHandle === undefined) aedesHandle = handle
+  else if (handle !== aedesHandle) otherHandles.set(parser, handle)
+  parser.removeListener('packet', handle)
+  parser.on('packet', dispatch)
+}
 
 /**
- * The one place that hooks a client's packet streams. aedes's own parser listener is replaced by
- * a dispatcher that runs the taps first (one listener: a second would make every emit copy the
- * listener array), and its write() runs the outbound transforms in order.
+ * Adds a tap on the packets every client of the broker sends, from the client's first byte;
+ * taps run in the order they were added.
  */
-function tapsOf(client: Client): Taps {
-  let t = taps.get(client)
-  if (t) return t
-  const c = clientInternals(client)
-  const [handle] = c._parser.listeners('packet') as Array<(this: EventEmitter, packet: WirePacket) => void>
-  if (!handle) throw new Error('aedes client has no parser listener to tap')
-  const own: Taps = { inbound: [], outbound: [], handle: (packet) => handle.call(c._parser, packet) }
-  t = own
-  taps.set(client, own)
-  c._parser.removeListener('packet', handle)
-  c._parser.on('packet', function dispatch(this: EventEmitter, packet: WirePacket) {
-    for (const tap of own.inbound) if (tap(packet) === true) return
-    handle.call(this, packet)
-  })
-  return own
-}
-
-/** Adds a tap on the packets the client sends; taps run in the order they were added. */
-export function tapInbound(client: Client, tap: InboundTap): void {
-  tapsOf(client).inbound.push(tap)
+export function tapInbound(broker: Aedes, tap: InboundTap): void {
+  let taps = brokerTaps.get(broker)
+  if (!taps) {
+    taps = []
+    brokerTaps.set(broker, taps)
+    onClientCreated(broker, hookParser)
+  }
+  taps.push(tap)
 }
 
 /**
@@ -58,18 +75,16 @@ export function tapInbound(client: Client, tap: InboundTap): void {
  * done), as if it had just been parsed. The taps do not see it again.
  */
 export function releaseInbound(client: Client, packet: WirePacket): void {
-  tapsOf(client).handle(packet)
+  const parser = clientInternals(client)._parser as TappedParser
+  handleOf(parser).call(parser, packet)
 }
 
-/** Adds a rewrite of the packets sent to the client; rewrites run in the order they were added. */
+/**
+ * Adds a rewrite of the packets sent to the client; rewrites run in the order they were added.
+ * Installed only when a feature needs it: clients without any keep aedes's plain write path.
+ */
 export function transformOutbound(client: Client, transform: OutboundTransform): void {
-  const { outbound } = tapsOf(client)
-  outbound.push(transform)
-  // installed with the first transform: clients without any keep aedes's plain write path
   const c = clientInternals(client)
-  c.transformOutgoing ??= (packet) => {
-    let out = packet
-    for (const next of outbound) out = next(out)
-    return out
-  }
+  const previous = c.transformOutgoing
+  c.transformOutgoing = previous === undefined ? transform : (packet) => transform(previous(packet))
 }

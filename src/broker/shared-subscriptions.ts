@@ -1,5 +1,5 @@
 import type { Aedes, AedesPublishPacket, Client } from 'aedes'
-import { directDelivery, type DeliveredPacket } from './delivery/delivery-planner.js'
+import { canDeliverDirect, deliverDirect, type DeliveredPacket } from './delivery/delivery-planner.js'
 import { outboundWindow } from './delivery/flow-control.js'
 import { tapInbound } from './packet-taps.js'
 import { clientInternals } from './aedes-internals.js'
@@ -99,6 +99,12 @@ export class SharedSubscriptions {
       for (const topic of topics) this.#leave(client.id, topic)
     })
     broker.on('clientDisconnect', (client) => this.#memberDisconnected(client))
+    // acknowledgements of copies sent to clean members, from clients past CONNACK ('clientReady')
+    tapInbound(broker, (packet, client) => {
+      if ((packet.cmd === 'puback' || packet.cmd === 'pubcomp') && typeof packet.messageId === 'number' && clientInternals(client).connected) {
+        for (const group of this.#groups.values()) group.members.get(client.id)?.unacked.delete(packet.messageId)
+      }
+    })
   }
 
   /** Number of member subscriptions, connected or not (for metrics). */
@@ -136,11 +142,6 @@ export class SharedSubscriptions {
     for (const topic in c.subscriptions) {
       if (topic.startsWith(SHARE_PREFIX)) this.#join(client.id, topic, c.subscriptions[topic]!.qos, client)
     }
-    tapInbound(client, (packet) => {
-      if ((packet.cmd === 'puback' || packet.cmd === 'pubcomp') && typeof packet.messageId === 'number') {
-        for (const group of this.#groups.values()) group.members.get(client.id)?.unacked.delete(packet.messageId)
-      }
-    })
   }
 
   #memberDisconnected(client: Client): void {
@@ -268,16 +269,15 @@ export class SharedSubscriptions {
       })
       return
     }
-    const delivery = directDelivery(client)
-    if (!delivery) return done()
-    if (copy.qos === 0) return delivery.deliver0(copy, done)
+    if (!canDeliverDirect(client)) return done()
+    if (copy.qos === 0) return void deliverDirect(client, copy, done)
     const send = (): void => {
       if (!member.persistent) {
         // a packet id now, so an acknowledgement can be matched to this copy
         copy.messageId = nextPacketId(client)
         member.unacked.set(copy.messageId, copy)
       }
-      delivery.deliverQoS(copy, noop)
+      deliverDirect(client, copy, noop)
       done()
     }
     if (!member.persistent) return send()

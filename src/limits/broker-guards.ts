@@ -36,8 +36,8 @@ export interface BrokerGuardsOptions {
  */
 export interface BrokerGuards {
   readonly clients: ClientLimits
-  /** Per-connection state; from onClientCreated. */
-  install(client: Client): void
+  /** Follows every client's SUBSCRIBEs (the subscription quota); once, in the order of inbound taps. */
+  install(broker: Aedes): void
   /** preConnect: a CONNECT with malformed strings is refused (the connection is closed). */
   checkConnect(client: Client, packet: ConnectPacket): Error | undefined
   /** authenticate: a client id over the limit is refused with return code 2 (v5: 0x85). */
@@ -81,7 +81,7 @@ export function createBrokerGuards({ limits, stats, logger, onQoS1Done }: Broker
 
   return {
     clients,
-    install: (client) => clients.install(client),
+    install: (broker) => clients.install(broker),
 
     checkConnect(client, packet) {
       const strings = [packet.clientId, packet.username, packet.will?.topic]
@@ -93,7 +93,6 @@ export function createBrokerGuards({ limits, stats, logger, onQoS1Done }: Broker
         hit('topic_length', client, packet.will.topic)
         return new Error('will topic longer than limits.maxTopicLength')
       }
-      if (packet.protocolVersion === 5) clients.installReasonCodes(client)
       return undefined
     },
 

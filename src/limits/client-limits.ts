@@ -23,25 +23,26 @@ interface AckPacket {
   granted?: number[]
 }
 
+/** Created at a client's first use of a limit: an idle connection costs nothing here. */
 interface ClientState {
   /** filters the session holds or has asked for; built from the session on its first SUBSCRIBE */
   filters: Set<string> | undefined
   /** filters of SUBSCRIBEs in progress that are over the quota */
-  overQuota: Set<string>
+  overQuota: Set<string> | undefined
   /** v5: SUBSCRIBE packets in progress with over-quota entries, by packet id (for the SUBACK codes) */
-  pendingSubscribes: Map<number, ParsedPacket>
+  pendingSubscribes: Map<number, ParsedPacket> | undefined
   /** v5: PUBACK/PUBREC reason codes to put on the wire instead of aedes's, by packet id */
-  ackCodes: Map<number, number>
+  ackCodes: Map<number, number> | undefined
+  /** the client's outgoing acknowledgements go through rewriteAck */
+  rewriting: boolean
   publishBucket: TokenBucket | undefined
 }
 
 export interface ClientLimits {
   /** Follows the broker's SUBACKs; once, when the broker exists. */
   attach(broker: Pick<Aedes, 'on'>): void
-  /** Per-connection state; call as each aedes Client is created, before it reads a byte. */
-  install(client: Client): void
-  /** MQTT 5 clients: let the limits choose reason codes in acknowledgements. Call after CONNECT is read. */
-  installReasonCodes(client: Client): void
+  /** Tracks every client's SUBSCRIBEs as they are parsed, before aedes handles them; once per broker. */
+  install(broker: Aedes): void
   clientIdTooLong(clientId: string): boolean
   topicTooLong(topic: string): boolean
   /** Spends a token of the client's publish bucket; false when the client is over its rate. */
@@ -60,11 +61,29 @@ export interface ClientLimits {
  * included). SUBSCRIBE packets are seen as they are parsed, before aedes handles them, so two
  * SUBSCRIBEs in one TCP segment cannot both slip under the quota; entries refused by the ACL are
  * given back once the SUBACK went out (aedes's `subscribe` event).
+ *
+ * MQTT 5 clients get the reason codes chosen here in their acknowledgements: the rewrite is put
+ * on a client's outgoing packets when it first has a code to give. A token bucket starts full
+ * and never holds more than its burst, so creating it at the first PUBLISH rather than at the
+ * connection gives the same tokens.
  */
 export function createClientLimits(limits: Config['limits'], stats: LimitStats): ClientLimits {
   const states = new WeakMap<Client, ClientState>()
   const maxSubs = limits.maxSubscriptionsPerClient
   const rate = limits.publishRate
+  const stateOf = (client: Client): ClientState => {
+    let state = states.get(client)
+    if (!state) {
+      state = { filters: undefined, overQuota: undefined, pendingSubscribes: undefined, ackCodes: undefined, rewriting: false, publishBucket: undefined }
+      states.set(client, state)
+    }
+    return state
+  }
+  const rewriteAcks = (client: Client, state: ClientState): void => {
+    if (state.rewriting) return
+    state.rewriting = true
+    transformOutbound(client, (packet) => rewriteAck(state, packet as unknown as AckPacket) as unknown as WirePacket)
+  }
 
   return {
     attach(broker) {
@@ -72,67 +91,63 @@ export function createClientLimits(limits: Config['limits'], stats: LimitStats):
         const state = client ? states.get(client) : undefined
         if (!state) return
         for (const sub of subs) {
-          state.overQuota.delete(sub.topic)
+          state.overQuota?.delete(sub.topic)
           // refused (by the ACL, the quota or a bad filter): not held by the session
           if (sub.qos >= 0x80) state.filters?.delete(sub.topic)
         }
       })
     },
-    install(client) {
-      const state: ClientState = {
-        filters: undefined,
-        overQuota: new Set(),
-        pendingSubscribes: new Map(),
-        ackCodes: new Map(),
-        publishBucket: rate.perSecond > 0 ? new TokenBucket(rate.perSecond, burstFor(rate)) : undefined,
-      }
-      states.set(client, state)
+    install(broker) {
       if (maxSubs <= 0) return
-      const c = clientInternals(client)
       // before aedes handles the packet
-      tapInbound(client, (raw) => {
+      tapInbound(broker, (raw, client) => {
         const packet = raw as unknown as ParsedPacket
         if (packet.cmd === 'subscribe' && packet.subscriptions) {
+          const c = clientInternals(client)
+          const state = stateOf(client)
           const filters = (state.filters ??= new Set(Object.keys(c.subscriptions)))
           let refused = false
           for (const { topic } of packet.subscriptions) {
             if (filters.has(topic)) continue
             if (filters.size >= maxSubs) {
-              state.overQuota.add(topic)
+              ;(state.overQuota ??= new Set()).add(topic)
               refused = true
             } else {
               filters.add(topic)
             }
           }
-          if (refused && c.version === 5 && packet.messageId !== undefined) state.pendingSubscribes.set(packet.messageId, packet)
+          if (refused && c.version === 5 && packet.messageId !== undefined) {
+            ;(state.pendingSubscribes ??= new Map()).set(packet.messageId, packet)
+            rewriteAcks(client, state)
+          }
         } else if (packet.cmd === 'unsubscribe' && packet.unsubscriptions) {
-          for (const topic of packet.unsubscriptions) state.filters?.delete(topic)
+          const filters = states.get(client)?.filters
+          if (filters) for (const topic of packet.unsubscriptions) filters.delete(topic)
         }
       })
-    },
-
-    installReasonCodes(client) {
-      const state = states.get(client)
-      if (!state) return
-      transformOutbound(client, (packet) => rewriteAck(state, packet as unknown as AckPacket) as unknown as WirePacket)
     },
 
     clientIdTooLong: (clientId) => longerThan(clientId, limits.maxClientIdLength),
     topicTooLong: (topic) => longerThan(topic, limits.maxTopicLength),
 
     takePublishToken(client) {
-      const bucket = states.get(client)?.publishBucket
-      if (!bucket || bucket.take()) return true
+      if (rate.perSecond <= 0) return true
+      const state = stateOf(client)
+      const bucket = (state.publishBucket ??= new TokenBucket(rate.perSecond, burstFor(rate)))
+      if (bucket.take()) return true
       stats.record({ limit: 'publish_rate', clientId: client.id })
       return false
     },
 
     overSubscriptionQuota(client, filter) {
-      return states.get(client)?.overQuota.has(filter) ?? false
+      return states.get(client)?.overQuota?.has(filter) ?? false
     },
 
     answerQuotaExceeded(client, messageId) {
-      if (messageId !== undefined) states.get(client)?.ackCodes.set(messageId, QUOTA_EXCEEDED)
+      if (messageId === undefined) return
+      const state = stateOf(client)
+      ;(state.ackCodes ??= new Map()).set(messageId, QUOTA_EXCEEDED)
+      rewriteAcks(client, state)
     },
   }
 }
@@ -140,19 +155,19 @@ export function createClientLimits(limits: Config['limits'], stats: LimitStats):
 function rewriteAck(state: ClientState, packet: AckPacket): AckPacket {
   if (packet.messageId === undefined) return packet
   if (packet.cmd === 'puback' || packet.cmd === 'pubrec') {
-    const code = state.ackCodes.get(packet.messageId)
+    const code = state.ackCodes?.get(packet.messageId)
     if (code === undefined) return packet
-    state.ackCodes.delete(packet.messageId)
+    state.ackCodes?.delete(packet.messageId)
     return { ...packet, reasonCode: code }
   }
   if (packet.cmd === 'suback' && packet.granted) {
-    const subscribe = state.pendingSubscribes.get(packet.messageId)
+    const subscribe = state.pendingSubscribes?.get(packet.messageId)
     if (!subscribe?.subscriptions) return packet
-    state.pendingSubscribes.delete(packet.messageId)
+    state.pendingSubscribes?.delete(packet.messageId)
     // aedes answers in the order of its (de-duplicated) subscription list
     const granted = packet.granted.map((code, i) => {
       const topic = subscribe.subscriptions?.[i]?.topic
-      return topic !== undefined && state.overQuota.has(topic) ? QUOTA_EXCEEDED : code
+      return topic !== undefined && state.overQuota?.has(topic) === true ? QUOTA_EXCEEDED : code
     })
     return { ...packet, granted }
   }

@@ -25,6 +25,9 @@ export function createConnectionGate(limits: Config['limits'], stats: LimitStats
   const buckets = new Map<string, TokenBucket>()
   const rate = limits.connectionRate
   const open = { total: 0, byListener: perListener }
+  /** streams counted in `open` until they close */
+  const admitted = new WeakSet<Duplex>()
+  const releasers = new Map<string, (this: Duplex) => void>()
 
   function overRate(address: string | undefined): boolean {
     if (rate.perSecond <= 0 || address === undefined) return false
@@ -57,15 +60,23 @@ export function createConnectionGate(limits: Config['limits'], stats: LimitStats
       }
       open.total++
       perListener.set(listener, here + 1)
-      let counted = true
-      const release = (): void => {
-        if (!counted) return
-        counted = false
+      admitted.add(stream)
+      stream.on('close', releaserOf(listener))
+      return undefined
+    },
+  }
+
+  // Per connection only a set entry: the 'close' listener is one function per listener name.
+  function releaserOf(listener: string): (this: Duplex) => void {
+    let release = releasers.get(listener)
+    if (!release) {
+      release = function (this: Duplex): void {
+        if (!admitted.delete(this)) return
         open.total--
         perListener.set(listener, (perListener.get(listener) ?? 1) - 1)
       }
-      stream.once('close', release)
-      return undefined
-    },
+      releasers.set(listener, release)
+    }
+    return release
   }
 }

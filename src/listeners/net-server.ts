@@ -27,9 +27,13 @@ export function bindServer(server: NetServer, host: string, port: number, what: 
  */
 export function trackSockets(server: NetServer, event: 'connection' | 'secureConnection' = 'connection'): Set<Socket> {
   const sockets = new Set<Socket>()
+  // one listener function for every socket of the server ('close' comes once per socket)
+  function forget(this: Socket): void {
+    sockets.delete(this)
+  }
   server.on(event, (socket: Socket) => {
     sockets.add(socket)
-    socket.once('close', () => sockets.delete(socket))
+    socket.on('close', forget)
   })
   return sockets
 }

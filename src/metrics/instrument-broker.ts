@@ -60,24 +60,30 @@ export function instrumentBroker(broker: Aedes, stats: BrokerStats): void {
     packet.mqliteReceivedAt = performance.now()
   }
 
+  tapInbound(broker, countIncoming as (packet: WirePacket) => void)
+  // Connections and bytes: the transport socket (the HTTP upgrade socket for WebSockets) keeps
+  // its own byte counts, read when scraped; only its end is recorded here, by one listener
+  // function shared by every connection.
+  const counted = new WeakMap<object, { listener: ReturnType<BrokerStats['listener']>; c: ReturnType<typeof clientInternals> }>()
+  function socketClosed(this: CountingSocket & EventEmitter): void {
+    const entry = counted.get(this)
+    if (!entry) return
+    counted.delete(this)
+    const { listener, c } = entry
+    listener.open--
+    listener.sockets.delete(this)
+    listener.closedBytesIn += this.bytesRead ?? 0
+    listener.closedBytesOut += this.bytesWritten ?? 0
+    // No CONNACK went out: timed out, broken, or not MQTT at all.
+    if (c.connackSent !== true) listener.attempts[failed]!++
+  }
   onClientCreated(broker, (client) => {
-    const c = clientInternals(client)
-    tapInbound(client, countIncoming as (packet: WirePacket) => void)
-
-    // Connections and bytes: the transport socket (the HTTP upgrade socket for WebSockets) keeps
-    // its own byte counts, read when scraped; only its end is recorded here.
     const listener = stats.listener(connectionInfo(client)?.listener ?? 'unknown')
     const socket = (client.req?.socket ?? client.conn) as unknown as CountingSocket & EventEmitter
     listener.open++
     listener.sockets.add(socket)
-    socket.once('close', () => {
-      listener.open--
-      listener.sockets.delete(socket)
-      listener.closedBytesIn += socket.bytesRead ?? 0
-      listener.closedBytesOut += socket.bytesWritten ?? 0
-      // No CONNACK went out: timed out, broken, or not MQTT at all.
-      if (c.connackSent !== true) listener.attempts[failed]!++
-    })
+    counted.set(socket, { listener, c: clientInternals(client) })
+    socket.on('close', socketClosed)
   })
 
   // A subscription matched. Every live subscription reaches mqemitter through broker.subscribe:

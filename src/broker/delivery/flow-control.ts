@@ -1,7 +1,8 @@
-import type { AedesPublishPacket, Client } from 'aedes'
+import type { Aedes, AedesPublishPacket, Client } from 'aedes'
 import { Readable } from 'node:stream'
 import { tapInbound } from '../packet-taps.js'
-import { clientInternals } from '../aedes-internals.js'
+import { clientInternals, type ClientInternals } from '../aedes-internals.js'
+import { onClientCreated } from '../client-setup.js'
 
 /** Reason codes at or above this value end a QoS 2 flow at PUBREC (§4.3.3). */
 const REASON_CODE_ERROR = 0x80
@@ -28,17 +29,24 @@ interface Pending {
 export class OutboundWindow {
   #inflight = 0
   #gated = true
-  #pending: Pending[] = []
-  readonly #waiters: Array<(granted: boolean) => void> = []
+  // Allocated when first needed: most connections never hold a packet or wait for a slot.
+  #pending: Pending[] | undefined
+  #waiters: Array<(granted: boolean) => void> | undefined
   /** broker id + counter of the messages the queue drain sent, while the gate is closed */
-  #drained: Set<string> | undefined = new Set()
+  #drained: Set<string> | undefined
   #closed = false
 
   constructor(
-    private readonly limit: () => number,
-    private readonly maxPending: number,
-    private readonly onOverflow: () => void,
+    private readonly client: ClientInternals,
+    private readonly options: FlowControlOptions,
   ) {}
+
+  /** Unacknowledged QoS 1/2 PUBLISH packets allowed: the client's Receive Maximum, capped by the broker's. */
+  limit(): number {
+    const c = this.client
+    const own = c.version === 5 ? (c.receiveMaximum ?? 65535) : Infinity
+    return this.options.maxInflight > 0 ? Math.min(own, this.options.maxInflight) : own
+  }
 
   get inflight(): number {
     return this.#inflight
@@ -50,7 +58,7 @@ export class OutboundWindow {
   }
 
   get pending(): number {
-    return this.#pending.length
+    return this.#pending?.length ?? 0
   }
 
   /**
@@ -59,18 +67,20 @@ export class OutboundWindow {
    */
   submit(packet: AedesPublishPacket, send: Send, callback: () => void, counts = true): void {
     if (this.#closed) return void setImmediate(callback)
-    if (!this.#gated && this.#pending.length === 0) {
+    if (!this.#gated && (this.#pending === undefined || this.#pending.length === 0)) {
       if (!counts) return send(packet, callback)
       if (this.#inflight < this.limit()) {
         this.#inflight++
         return send(packet, callback)
       }
     }
-    if (this.maxPending > 0 && this.#pending.length >= this.maxPending) {
-      this.#pending.shift()
-      this.onOverflow()
+    const pending = (this.#pending ??= [])
+    const { maxPending } = this.options
+    if (maxPending > 0 && pending.length >= maxPending) {
+      pending.shift()
+      this.options.onOverflow()
     }
-    this.#pending.push({ packet, send, counts })
+    pending.push({ packet, send, counts })
     setImmediate(callback)
   }
 
@@ -81,15 +91,16 @@ export class OutboundWindow {
       this.#inflight++
       return Promise.resolve(true)
     }
-    return new Promise((resolve) => this.#waiters.push(resolve))
+    return new Promise((resolve) => (this.#waiters ??= []).push(resolve))
   }
 
   /** The queue drain sends this record: remember it so the live copy, if any, is skipped. */
   claimForDrain(record: { brokerId?: string | null; brokerCounter?: number }): boolean {
-    if (!record.brokerId || !this.#drained) return true
+    if (!record.brokerId || !this.#gated) return true
     const key = `${record.brokerId}:${record.brokerCounter}`
-    if (this.#drained.has(key)) return false
-    this.#drained.add(key)
+    const drained = (this.#drained ??= new Set())
+    if (drained.has(key)) return false
+    drained.add(key)
     return true
   }
 
@@ -99,7 +110,7 @@ export class OutboundWindow {
     this.#gated = false
     const drained = this.#drained
     this.#drained = undefined
-    if (drained && drained.size > 0) {
+    if (drained && drained.size > 0 && this.#pending) {
       this.#pending = this.#pending.filter(
         ({ packet }) => !(packet.brokerId && drained.has(`${packet.brokerId}:${packet.brokerCounter}`)),
       )
@@ -111,7 +122,7 @@ export class OutboundWindow {
   release(): void {
     if (this.#inflight > 0) this.#inflight--
     while (!this.#closed && this.#inflight < this.limit()) {
-      const waiter = this.#waiters.shift()
+      const waiter = this.#waiters?.shift()
       if (!waiter) break
       this.#inflight++
       waiter(true)
@@ -122,19 +133,23 @@ export class OutboundWindow {
   /** The connection is gone: drop what waits (a persistent session still has it in its queue). */
   close(): void {
     this.#closed = true
-    this.#pending = []
-    for (const waiter of this.#waiters.splice(0)) waiter(false)
+    this.#pending = undefined
+    const waiters = this.#waiters
+    this.#waiters = undefined
+    if (waiters) for (const waiter of waiters) waiter(false)
   }
 
   /** Sends held packets in order while the gate is open and slots are free. */
   #pump(): void {
-    while (!this.#closed && !this.#gated && this.#pending.length > 0) {
-      const head = this.#pending[0]!
+    const pending = this.#pending
+    if (pending === undefined) return
+    while (!this.#closed && !this.#gated && pending.length > 0) {
+      const head = pending[0]!
       if (head.counts) {
         if (this.#inflight >= this.limit()) return
         this.#inflight++
       }
-      this.#pending.shift()
+      pending.shift()
       head.send(head.packet, noop)
     }
   }
@@ -165,21 +180,26 @@ export interface FlowControlOptions {
   onOverflow: () => void
 }
 
-/** Installs the outbound window on a new client. Run before the delivery planner wraps it. */
-export function installOutboundWindow(client: Client, options: FlowControlOptions): OutboundWindow {
-  const c = clientInternals(client)
-  const limit = (): number => {
-    const own = c.version === 5 ? (c.receiveMaximum ?? 65535) : Infinity
-    return options.maxInflight > 0 ? Math.min(own, options.maxInflight) : own
-  }
-  const window = new OutboundWindow(limit, options.maxPending, options.onOverflow)
-  windows.set(client, window)
-  tapInbound(client, (packet) => {
-    if (packet.cmd === 'puback' || packet.cmd === 'pubcomp') window.release()
-    else if (packet.cmd === 'pubrec' && ((packet.reasonCode as number | undefined) ?? 0) >= REASON_CODE_ERROR) window.release()
+/**
+ * Gives every new client of the broker its outbound window. Run before the delivery planner
+ * wraps the clients. Per connection this costs the window object alone: the acknowledgement tap
+ * and the close listener are shared.
+ */
+export function installOutboundWindows(broker: Aedes, options: FlowControlOptions): void {
+  tapInbound(broker, (packet, client) => {
+    if (packet.cmd === 'puback' || packet.cmd === 'pubcomp') windows.get(client)?.release()
+    else if (packet.cmd === 'pubrec' && ((packet.reasonCode as number | undefined) ?? 0) >= REASON_CODE_ERROR) windows.get(client)?.release()
   })
-  c.conn.once('close', () => window.close())
-  return window
+  onClientCreated(broker, (client) => {
+    const c = clientInternals(client)
+    windows.set(client, new OutboundWindow(c, options))
+    c.conn.on('close', closeWindow)
+  })
+}
+
+/** A connection's 'close' listener (once per connection); aedes links the stream to its client. */
+function closeWindow(this: { client?: Client }): void {
+  if (this.client) windows.get(this.client)?.close()
 }
 
 /**
@@ -203,24 +223,98 @@ export function pacedOutgoingStream(
     c._cleanStart === true ||
     (record.messageExpiry !== undefined && record.messageExpiry <= Date.now()) ||
     (canReceive !== undefined && record.topic !== undefined && !canReceive(client, record.topic))
-  return Readable.from(
-    (async function* paced() {
-      try {
-        for await (const record of source as AsyncIterable<DrainRecord>) {
-          if (record.cmd !== 'pubrel' && !window.claimForDrain(record)) continue
-          if (record.cmd === 'pubrel' || ((record.qos ?? 0) > 0 && !dropped(record))) {
-            if (!(await window.acquire())) {
-              source.destroy()
-              return
-            }
+  const takesSlot = (record: DrainRecord): boolean => record.cmd === 'pubrel' || ((record.qos ?? 0) > 0 && !dropped(record))
+  return new PacedDrain(source, window, takesSlot)
+}
+
+/**
+ * The paced drain as a small Readable pulling from the store's stream: a record the window has
+ * already seen is skipped, one that takes a slot waits for it, and when the store's stream ends
+ * (or a slot is refused: the connection is gone) the gate opens and this stream ends. It runs at
+ * every CONNECT, so it is not an async generator over the source (Readable.from + for await):
+ * those promises and iterators kept each connect's objects alive across many ticks, and under a
+ * burst of connections the heap promoted them, to be collected much later.
+ */
+class PacedDrain extends Readable {
+  readonly #source: Readable
+  readonly #window: OutboundWindow
+  readonly #takesSlot: (record: DrainRecord) => boolean
+  #acquiring = false
+  #sourceEnded = false
+  #done = false
+  /** the reader asked for a record (_read) and has not got one since */
+  #wanted = false
+
+  constructor(source: Readable, window: OutboundWindow, takesSlot: (record: DrainRecord) => boolean) {
+    super({ objectMode: true, highWaterMark: 1 })
+    this.#source = source
+    this.#window = window
+    this.#takesSlot = takesSlot
+    source.on('readable', () => this.#pull())
+    source.on('end', () => {
+      this.#sourceEnded = true
+      if (!this.#acquiring) this.#finish()
+    })
+    source.on('error', (err: Error) => this.destroy(err))
+    source.on('close', () => {
+      if (!this.#done && !this.#sourceEnded && !source.errored) this.destroy(prematureClose())
+    })
+  }
+
+  override _read(): void {
+    this.#wanted = true
+    this.#pull()
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.#open()
+    if (!this.#source.destroyed) this.#source.destroy()
+    callback(err)
+  }
+
+  #pull(): void {
+    // on demand, like Readable.from: a record is taken from the store (and a slot for it) only
+    // when this stream's reader wants one
+    while (this.#wanted && !this.#acquiring && !this.#done) {
+      const record = this.#source.destroyed ? null : (this.#source.read() as DrainRecord | null)
+      if (record === null) return // more comes with 'readable', or 'end'
+      if (record.cmd !== 'pubrel' && !this.#window.claimForDrain(record)) continue
+      if (this.#takesSlot(record)) {
+        this.#acquiring = true
+        this.#window.acquire().then((granted) => {
+          this.#acquiring = false
+          if (this.#done || this.destroyed) return
+          if (!granted) {
+            this.#finish()
+            this.#source.destroy()
+            return
           }
-          yield record
-        }
-      } finally {
-        window.open()
+          this.#wanted = this.push(record)
+          if (this.#sourceEnded) this.#finish()
+          else this.#pull()
+        }, noop)
+        return
       }
-    })(),
-  )
+      this.#wanted = this.push(record)
+    }
+  }
+
+  /** The store's queue has been sent (or is no longer wanted): open the gate, end the stream. */
+  #finish(): void {
+    if (this.#done) return
+    this.#open()
+    this.push(null)
+  }
+
+  #open(): void {
+    if (this.#done) return
+    this.#done = true
+    this.#window.open()
+  }
+}
+
+function prematureClose(): Error {
+  return Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })
 }
 
 function noop(): void {}
