@@ -2,7 +2,7 @@
 // taskset exists, and considered ready once its port accepts TCP connections.
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { createServer, connect as tcpConnect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -18,6 +18,8 @@ export interface RunningBroker {
   redisCommands?(): Promise<number>
   /** Resident memory of the broker process, in KiB (from /proc). */
   rssKiB(): number
+  /** Bytes of the broker's data files now (0 for a broker that keeps nothing on disk). */
+  diskBytes?(): number
   stop(): Promise<void>
 }
 
@@ -59,8 +61,22 @@ function canConnect(port: number): Promise<boolean> {
   })
 }
 
+/** Total size of the files below `dir`. */
+function directoryBytes(dir: string): number {
+  let total = 0
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (!entry.isFile()) continue
+    try {
+      total += statSync(join(entry.parentPath, entry.name)).size
+    } catch {
+      // deleted meanwhile (a checkpointed WAL, a temporary file)
+    }
+  }
+  return total
+}
+
 /** Spawns, then waits for the port, racing an early exit of the child (which fails fast). */
-export async function launch(name: string, command: string, args: string[], port: number, cleanup: () => void, pin: boolean): Promise<RunningBroker> {
+export async function launch(name: string, command: string, args: string[], port: number, cleanup: () => void, pin: boolean, dataDir?: string): Promise<RunningBroker> {
   const [file, argv] = pin ? ['taskset', ['-c', '0', command, ...args]] : [command, args]
   const child: ChildProcess = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
   // Keep the tail of both streams (mqlite logs JSON to stdout) to explain a failed start.
@@ -90,6 +106,7 @@ export async function launch(name: string, command: string, args: string[], port
     port,
     pid,
     rssKiB: () => readRssKiB(pid),
+    diskBytes: () => (dataDir === undefined ? 0 : directoryBytes(dataDir)),
     stop() {
       stopping ??= (async () => {
         if (!exited) {
@@ -128,7 +145,7 @@ export function mqliteTarget(store: 'memory' | 'sqlite', pin: boolean, repoRoot:
         ...observability,
         ...unlimited.flatMap((kv) => ['--set', kv]),
       ]
-      return launch(name, process.execPath, args, port, () => rmSync(dataDir, { recursive: true, force: true }), pin)
+      return launch(name, process.execPath, args, port, () => rmSync(dataDir, { recursive: true, force: true }), pin, dataDir)
     },
   }
 }

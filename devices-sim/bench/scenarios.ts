@@ -199,6 +199,7 @@ const durable = (sessions: number): BenchScenario => ({
       const seconds = (performance.now() - t0) / 1000
       const acked = results.reduce((s, r) => s + r.acked, 0)
       const after = broker.rssKiB()
+      const disk = broker.diskBytes?.()
       // Check the backlog really was queued: one subscriber comes back and drains its session.
       // Listen before the CONNACK: the broker sends the queue right behind it.
       const back = connect(broker.url, { ...sessionOptions(0), reconnectPeriod: 0, protocolVersion: 4 })
@@ -209,6 +210,8 @@ const durable = (sessions: number): BenchScenario => ({
         metrics: [
           { key: 'rate', label: 'PUBACKed msg/s', value: acked / seconds, unit: 'msg/s', better: 'higher' },
           { key: 'rssGrowth', label: `RSS growth KiB (${count * sessions} queued)`, value: after - before, unit: 'KiB', better: 'lower' },
+          // database and write-ahead log (mqlite SQLite); 0 for a broker that keeps its queues in memory
+          ...(disk === undefined ? [] : [{ key: 'diskPerCopy', label: 'disk bytes per queued copy', value: disk / (count * sessions), unit: 'B', better: 'lower' as const }]),
         ],
         notes: drained.received < count ? [`a returning subscriber got ${drained.received}/${count} queued messages`] : [],
       }

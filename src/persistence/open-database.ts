@@ -47,6 +47,9 @@ export function openDatabase({ path, synchronous, busyTimeoutMs }: OpenDatabaseO
     }
     db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
     db.pragma('foreign_keys = ON')
+    // Statement journals (a multi-row INSERT, a savepoint) in memory rather than in temporary
+    // files: they only serve rollbacks inside the open transaction, never crash recovery.
+    db.pragma('temp_store = MEMORY')
     migrate(db, shownPath)
     // A write probe: a read-only file or directory must fail now, not at the first PUBACK.
     db.exec('BEGIN IMMEDIATE; ROLLBACK')

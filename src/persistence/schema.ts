@@ -1,6 +1,13 @@
 import type { Database } from 'better-sqlite3'
 import { SchemaTooNewError } from './errors.js'
 
+/**
+ * Seq numbers per body id (schema version 2): the copies of body b for one session are at
+ * b * SEQ_PER_BODY + k, and a row whose body column is NULL belongs to body seq / SEQ_PER_BODY.
+ * Written into migration 2 as the literal 1024.
+ */
+export const SEQ_PER_BODY = 1024
+
 /** One forward step of the store schema. Steps are never edited once released: add a new one. */
 export interface Migration {
   readonly version: number
@@ -88,6 +95,54 @@ export const MIGRATIONS: readonly Migration[] = [
         expires_at       INTEGER
       );
       CREATE INDEX sessions_by_expiry ON sessions (expires_at) WHERE expires_at IS NOT NULL;
+    `,
+  },
+  {
+    version: 2,
+    description: 'outgoing: one narrow WITHOUT ROWID row per queued copy, keyed by an integer session id',
+    // Version 1 paid a rowid table plus three index entries per queued copy (one keyed by the
+    // client id text). Now a copy is one small entry of (session, seq): the session's queue in
+    // order, with no other index touched by an enqueue. A new copy's seq is
+    // body * SEQ_PER_BODY + k (k: its copy number within the session for that message) and its
+    // body column is NULL (the body is seq / SEQ_PER_BODY), so the copies of a message are found
+    // from its body id by a primary-key range. The few rows with an explicit body (a PUBREL that
+    // replaced its message, rows carried over from version 1, a 1025th copy) are in a partial
+    // index. The store allocates body ids above every existing seq, so new rows sort after these.
+    // Payload bytes (for the queue limits) move to the body: one number per message, not per copy.
+    up: `
+      CREATE TABLE clients (
+        id        INTEGER PRIMARY KEY,
+        client_id TEXT    NOT NULL UNIQUE
+      );
+      INSERT INTO clients (client_id) SELECT client_id FROM outgoing GROUP BY client_id ORDER BY MIN(seq);
+
+      ALTER TABLE bodies ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+      UPDATE bodies SET bytes = COALESCE((SELECT o.bytes FROM outgoing o WHERE o.body = bodies.id LIMIT 1), 0);
+
+      CREATE TABLE outgoing_v2 (
+        session    INTEGER NOT NULL,
+        seq        INTEGER NOT NULL,
+        message_id INTEGER,
+        body       INTEGER,
+        PRIMARY KEY (session, seq)
+      ) WITHOUT ROWID;
+      INSERT INTO outgoing_v2 (session, seq, message_id, body)
+        SELECT c.id, o.seq, o.message_id, o.body FROM outgoing o JOIN clients c ON c.client_id = o.client_id;
+      -- drops its indexes and triggers too
+      DROP TABLE outgoing;
+      ALTER TABLE outgoing_v2 RENAME TO outgoing;
+
+      CREATE INDEX outgoing_in_flight ON outgoing (session, message_id) WHERE message_id IS NOT NULL;
+      CREATE INDEX outgoing_displaced ON outgoing (session, body) WHERE body IS NOT NULL;
+      CREATE TRIGGER outgoing_deleted AFTER DELETE ON outgoing BEGIN
+        UPDATE bodies SET refs = refs - 1 WHERE id = COALESCE(old.body, old.seq / 1024);
+        DELETE FROM bodies WHERE id = COALESCE(old.body, old.seq / 1024) AND refs <= 0;
+      END;
+      CREATE TRIGGER outgoing_body_replaced AFTER UPDATE OF body ON outgoing
+      WHEN COALESCE(old.body, old.seq / 1024) IS NOT COALESCE(new.body, new.seq / 1024) BEGIN
+        UPDATE bodies SET refs = refs - 1 WHERE id = COALESCE(old.body, old.seq / 1024);
+        DELETE FROM bodies WHERE id = COALESCE(old.body, old.seq / 1024) AND refs <= 0;
+      END;
     `,
   },
 ]

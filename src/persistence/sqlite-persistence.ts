@@ -1,14 +1,15 @@
 import { statSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { Readable } from 'node:stream'
-import type { Database } from 'better-sqlite3'
+import type { Database, Statement } from 'better-sqlite3'
 import { NoSuchPacketError, QueueFullError, StoreClosedError } from './errors.js'
 import { GroupCommit } from './group-commit.js'
 import { openDatabase } from './open-database.js'
 import { resolveStoreOptions, type DropReason, type ResolvedStoreOptions, type SqlitePersistenceOptions } from './options.js'
 import { decodePacket, encodePacket, payloadBytes, type StoredObject } from './packet-codec.js'
 import { QueueAccounting, type QueueLimits } from './queue-accounting.js'
-import { prepareStatements, type OutgoingRow, type Statements } from './statements.js'
+import { SEQ_PER_BODY } from './schema.js'
+import { INSERT_ROWS_MAX, outgoingInsertRows, prepareStatements, type OutgoingRow, type Statements } from './statements.js'
 import { SubscriptionIndex, type MatchedSubscription } from './subscription-index.js'
 import { topicMatches } from '../mqtt/topic-match.js'
 import { hasWildcard, topicRange } from './topic-filter.js'
@@ -113,10 +114,25 @@ export class SqlitePersistence {
   #state: State = 'new'
   #db: Database | undefined
   #sql: Statements | undefined
+  #insertRows: (n: number) => Statement<number[]> = () => {
+    throw new StoreClosedError('not set up')
+  }
+  // scratch space of #enqueue and #insertCopies, which run synchronously, one at a time
+  readonly #copies = new Map<number, number>()
+  readonly #sessionsScratch: number[] = []
+  readonly #addedScratch: string[] = []
+  readonly #argsScratch: number[] = []
   #commit: GroupCommit | undefined
   #broker: BrokerRef | undefined
   #retainedCount = 0
   #sessionCount = 0
+  /** outgoing rows name their session by an integer id (the clients table) */
+  readonly #sessionIds = new Map<string, number>()
+  // Ids handed out by this process only ever grow, also across rolled-back batches: a stream or a
+  // seq computed before a rollback can never meet another session's or message's rows.
+  #nextSession = 1
+  /** next bodies.id; every seq in outgoing is below #nextBody * SEQ_PER_BODY */
+  #nextBody = 1
   #closing: Promise<void> | undefined
 
   constructor(options: string | SqlitePersistenceOptions) {
@@ -142,6 +158,7 @@ export class SqlitePersistence {
       const db = openDatabase({ path, synchronous, busyTimeoutMs })
       this.#db = db
       this.#sql = prepareStatements(db)
+      this.#insertRows = outgoingInsertRows(db)
       this.#commit = new GroupCommit(db, {
         maxBatch,
         commitIntervalMs,
@@ -294,16 +311,25 @@ export class SqlitePersistence {
   // ---------------------------------------------------------------- outgoing queues
 
   /** Queues a message for one session; rejects with QueueFullError if full under 'refuse'. */
-  async outgoingEnqueue(sub: { clientId: string }, packet: PacketLike): Promise<void> {
-    return this.#enqueue([sub], packet, true)
+  outgoingEnqueue(sub: { clientId: string }, packet: PacketLike): Promise<void> {
+    try {
+      return this.#enqueue([sub], packet, true)
+    } catch (err) {
+      return Promise.reject(err as Error)
+    }
   }
 
   /** Queues one message for every matching session (see the class comment for full queues). */
-  async outgoingEnqueueCombi(subs: ReadonlyArray<{ clientId: string }>, packet: PacketLike): Promise<void> {
-    return this.#enqueue(subs, packet, false)
+  outgoingEnqueueCombi(subs: ReadonlyArray<{ clientId: string }>, packet: PacketLike): Promise<void> {
+    try {
+      return this.#enqueue(subs, packet, false)
+    } catch (err) {
+      return Promise.reject(err as Error)
+    }
   }
 
-  async #enqueue(subs: ReadonlyArray<{ clientId: string }>, packet: PacketLike, oneSession: boolean): Promise<void> {
+  /** The durable path of every QoS > 0 publish to offline sessions: kept free of extra promises. */
+  #enqueue(subs: ReadonlyArray<{ clientId: string }>, packet: PacketLike, oneSession: boolean): Promise<void> {
     const sql = this.#statements()
     const stored = new AedesPacket(packet)
     const blob = encodePacket(stored)
@@ -312,34 +338,79 @@ export class SqlitePersistence {
     const brokerCounter = typeof stored.brokerCounter === 'number' ? stored.brokerCounter : null
     const drops: Array<{ clientId: string; count: number }> = []
     const done = this.#write(() => {
-      // the packet is stored once; each session's row points at it
-      let body: number | bigint | undefined
-      let rows = 0
+      // The sessions that get a copy, one entry per copy; drop-oldest may delete rows here.
+      const sessions = this.#sessionsScratch
+      const added = this.#addedScratch
+      sessions.length = 0
+      added.length = 0
       for (const { clientId } of subs) {
-        const room = this.#makeRoom(clientId, bytes)
-        if (room.dropped > 0) drops.push({ clientId, count: room.dropped })
-        if (!room.fits) {
-          if (oneSession && this.#options.queuePolicy === 'refuse') {
-            this.#reportDrop('queue_full', 1, clientId)
-            throw new QueueFullError(clientId, this.#limitText())
+        if (!this.#queues.fits(clientId, bytes, this.#limits)) {
+          const room = this.#makeRoom(clientId, bytes)
+          if (room.dropped > 0) drops.push({ clientId, count: room.dropped })
+          if (!room.fits) {
+            if (oneSession && this.#options.queuePolicy === 'refuse') {
+              this.#reportDrop('queue_full', 1, clientId)
+              throw new QueueFullError(clientId, this.#limitText())
+            }
+            drops.push({ clientId, count: 1 })
+            continue
           }
-          drops.push({ clientId, count: 1 })
-          continue
         }
-        // refs starts at the number of sessions: exact for the single-session fast path (no
-        // savepoint), corrected below when some session had no room
-        body ??= sql.bodyInsert.run(brokerId, brokerCounter, subs.length, blob).lastInsertRowid
-        sql.outgoingInsert.run(clientId, bytes, body)
+        sessions.push(this.#sessionFor(clientId))
+        // counted at once: a session listed twice is checked with its first copy included
         this.#queues.add(clientId, bytes)
-        rows++
+        added.push(clientId)
       }
-      if (body !== undefined && rows !== subs.length) sql.bodySetRefs.run(rows, body)
+      if (sessions.length === 0) return
+      // The packet is stored once, then one row per copy, in as few statements as possible.
+      try {
+        const body = this.#allocateBody(Math.ceil(sessions.length / SEQ_PER_BODY))
+        sql.bodyInsert.run(body, brokerId, brokerCounter, sessions.length, bytes, blob)
+        this.#insertCopies(body, sessions)
+      } catch (err) {
+        for (const clientId of added) this.#queues.remove(clientId, bytes, false)
+        throw err
+      }
       // No savepoint (it would cost about two thirds of the enqueue): the only exception thrown
       // here (QueueFullError) comes before this write's first statement, and a failing statement
       // fails the whole commit, which rolls the batch back.
     }, true)
-    await done
-    for (const drop of drops) this.#reportDrop('queue_full', drop.count, drop.clientId)
+    // the work above ran already: drops are known, reported once they are committed
+    if (drops.length === 0) return done
+    return done.then(() => {
+      for (const drop of drops) this.#reportDrop('queue_full', drop.count, drop.clientId)
+    })
+  }
+
+  /**
+   * The rows of one message: seq body * SEQ_PER_BODY + k for a session's k-th copy (a session
+   * listed twice gets two), body left NULL (it is seq / SEQ_PER_BODY) up to SEQ_PER_BODY copies.
+   */
+  #insertCopies(body: number, sessions: readonly number[]): void {
+    const sql = this.#statements()
+    const base = body * SEQ_PER_BODY
+    if (sessions.length === 1) {
+      this.#insertRows(1).run(sessions[0] as number, base)
+      return
+    }
+    const copies = this.#copies
+    copies.clear()
+    const args = this.#argsScratch
+    args.length = 0
+    for (const session of sessions) {
+      const copy = copies.get(session) ?? 0
+      copies.set(session, copy + 1)
+      if (copy >= SEQ_PER_BODY) {
+        sql.outgoingInsertDisplaced.run(session, base + copy, body)
+        continue
+      }
+      args.push(session, base + copy)
+      if (args.length === 2 * INSERT_ROWS_MAX) {
+        this.#insertRows(INSERT_ROWS_MAX).run(...args)
+        args.length = 0
+      }
+    }
+    if (args.length > 0) this.#insertRows(args.length / 2).run(...args)
   }
 
   /**
@@ -351,16 +422,17 @@ export class SqlitePersistence {
     const { maxMessages, maxBytes } = this.#limits
     if (this.#options.queuePolicy === 'refuse' || (maxBytes > 0 && bytes > maxBytes)) return { fits: false, dropped: 0 }
     const sql = this.#statements()
+    const session = this.#sessionIds.get(clientId)
     let dropped = 0
-    while (!this.#queues.fits(clientId, bytes, this.#limits)) {
+    while (session !== undefined && !this.#queues.fits(clientId, bytes, this.#limits)) {
       const usage = this.#queues.usage(clientId)
       const excess = maxMessages > 0 ? Math.max(1, usage.count + 1 - maxMessages) : 1
       // .all() (never .iterate()) because the rows are deleted while the result is walked.
-      const oldest = sql.outgoingOldestQueued.all(clientId, Math.min(excess + 63, 1024))
+      const oldest = sql.outgoingOldestQueued.all(session, Math.min(excess + 63, 1024))
       if (oldest.length === 0) break
       for (const row of oldest) {
         if (this.#queues.fits(clientId, bytes, this.#limits)) break
-        sql.outgoingDeleteSeq.run(row.seq)
+        sql.outgoingDeleteSeq.run(session, row.seq)
         this.#queues.remove(clientId, row.bytes, false)
         dropped++
       }
@@ -380,20 +452,23 @@ export class SqlitePersistence {
     const brokerId = typeof packet.brokerId === 'string' ? packet.brokerId : null
     const brokerCounter = typeof packet.brokerCounter === 'number' ? packet.brokerCounter : null
     return this.#write(() => {
+      const session = this.#sessionIds.get(client.id)
+      if (session === undefined) return
       if (brokerId !== null && brokerCounter !== null) {
-        const row = sql.outgoingByCounter.get(brokerCounter, brokerId, client.id)
+        const row = sql.outgoingByCounter.get({ session, brokerCounter, brokerId })
         if (row) {
-          sql.outgoingSetMessageId.run(messageId, row.seq)
+          sql.outgoingSetMessageId.run(messageId, session, row.seq)
           this.#queues.change(client.id, 0, row.message_id !== null, messageId !== null)
           return
         }
       }
       if (messageId === null) return
-      const row = sql.outgoingByMessageIdOtherBroker.get(client.id, messageId, brokerId)
+      const row = sql.outgoingByMessageIdOtherBroker.get(session, messageId, brokerId)
       if (!row) return
       const bytes = payloadBytes(packet)
-      const body = sql.bodyInsert.run(brokerId, brokerCounter, 1, encodePacket(packet)).lastInsertRowid
-      sql.outgoingReplace.run(messageId, bytes, body, row.seq)
+      const body = this.#allocateBody(1)
+      sql.bodyInsert.run(body, brokerId, brokerCounter, 1, bytes, encodePacket(packet))
+      sql.outgoingReplace.run(messageId, body, session, row.seq)
       this.#queues.change(client.id, bytes - row.bytes, row.message_id !== null, true)
     }, true)
   }
@@ -411,16 +486,18 @@ export class SqlitePersistence {
     const sql = this.#statements()
     const p: PacketLike = typeof packet === 'object' && packet !== null ? packet : {}
     return this.#write(() => {
+      const session = this.#sessionIds.get(client.id)
+      if (session === undefined) return undefined
       let row: OutgoingRow | undefined
       if (typeof p.messageId === 'number') {
-        row = sql.outgoingFindByMessageId.get(client.id, p.messageId)
+        row = sql.outgoingFindByMessageId.get(session, p.messageId)
       } else if (typeof p.brokerId === 'string' && typeof p.brokerCounter === 'number') {
-        row = sql.outgoingFindQueuedByCounter.get(p.brokerCounter, p.brokerId, client.id)
+        row = sql.outgoingFindQueuedByCounter.get({ session, brokerCounter: p.brokerCounter, brokerId: p.brokerId })
       } else {
-        row = sql.outgoingFindFirstQueued.get(client.id)
+        row = sql.outgoingFindFirstQueued.get(session)
       }
       if (!row) return undefined
-      sql.outgoingDeleteSeq.run(row.seq)
+      sql.outgoingDeleteSeq.run(session, row.seq)
       this.#queues.remove(client.id, row.bytes, row.message_id !== null)
       return decodeOutgoing(row)
     }, true)
@@ -432,16 +509,17 @@ export class SqlitePersistence {
    */
   outgoingStream(client: ClientRef): Readable {
     if (this.#state !== 'open') return this.#closedStream()
-    const sql = this.#statements()
-    const upTo = sql.outgoingMaxSeq.get()?.seq ?? 0
-    return Readable.from(this.#outgoingRows(client.id, upTo))
+    const session = this.#sessionIds.get(client.id)
+    if (session === undefined) return Readable.from([])
+    const upTo = this.#nextBody * SEQ_PER_BODY - 1
+    return Readable.from(this.#outgoingRows(client.id, session, upTo))
   }
 
-  async *#outgoingRows(clientId: string, upTo: number): AsyncGenerator<StoredObject> {
-    let after = 0
+  async *#outgoingRows(clientId: string, session: number, upTo: number): AsyncGenerator<StoredObject> {
+    let after = -1
     for (;;) {
       const sql = await this.#readable()
-      const rows = sql.outgoingPage.all(clientId, after, upTo, this.#options.pageSize)
+      const rows = sql.outgoingPage.all(session, after, upTo, this.#options.pageSize)
       const last = rows.at(-1)
       if (last === undefined) return
       after = last.seq
@@ -464,18 +542,18 @@ export class SqlitePersistence {
         }
         packets.push(packet)
       }
-      if (expired.length > 0) this.#deleteExpired(clientId, expired)
+      if (expired.length > 0) this.#deleteExpired(clientId, session, expired)
       yield* packets
       if (rows.length < this.#options.pageSize) return
     }
   }
 
-  #deleteExpired(clientId: string, rows: readonly OutgoingRow[]): void {
+  #deleteExpired(clientId: string, session: number, rows: readonly OutgoingRow[]): void {
     const sql = this.#statements()
     let deleted = 0
     this.#write(() => {
       for (const row of rows) {
-        if (sql.outgoingDeleteSeq.run(row.seq).changes === 0) continue
+        if (sql.outgoingDeleteSeq.run(session, row.seq).changes === 0) continue
         this.#queues.remove(clientId, row.bytes, false)
         deleted++
       }
@@ -594,12 +672,17 @@ export class SqlitePersistence {
     const sql = this.#statements()
     return this.#write(() => {
       sql.subscriptionsDeleteClient.run(clientId)
-      sql.outgoingDeleteClient.run(clientId)
+      const session = this.#sessionIds.get(clientId)
+      if (session !== undefined) {
+        sql.outgoingDeleteSession.run(session)
+        sql.clientDelete.run(session)
+      }
       sql.incomingDeleteClient.run(clientId)
       sql.willDeleteClient.run(clientId)
       if (sql.sessionDelete.run(clientId).changes > 0) this.#sessionCount--
       this.#index.removeClient(clientId)
       this.#queues.removeClient(clientId)
+      this.#sessionIds.delete(clientId)
     })
   }
 
@@ -681,6 +764,24 @@ export class SqlitePersistence {
     return this.#statements()
   }
 
+  /** The session id of a client, created (inside the current write) on its first queued row. */
+  #sessionFor(clientId: string): number {
+    let session = this.#sessionIds.get(clientId)
+    if (session === undefined) {
+      session = this.#nextSession++
+      this.#statements().clientInsert.run(session, clientId)
+      this.#sessionIds.set(clientId, session)
+    }
+    return session
+  }
+
+  /** `span` consecutive body ids, the first one for the body: its copies have span * SEQ_PER_BODY seqs. */
+  #allocateBody(span: number): number {
+    const body = this.#nextBody
+    this.#nextBody += span
+    return body
+  }
+
   /** `single`: the work makes at most one write statement, so it needs no savepoint of its own. */
   #write<T>(work: () => T, single = false): Promise<T> {
     try {
@@ -699,7 +800,16 @@ export class SqlitePersistence {
       const sub = decodePacket(row.sub) as unknown as SubscriptionLike
       this.#index.add(row.client_id, { ...sub, qos: sub.qos ?? 0 })
     }
-    this.#queues.reset(sql.outgoingUsage.all())
+    const usage = sql.outgoingUsage.all()
+    this.#queues.reset(usage)
+    this.#sessionIds.clear()
+    for (const row of sql.clientsAll.all()) {
+      this.#sessionIds.set(row.client_id, row.id)
+      this.#nextSession = Math.max(this.#nextSession, row.id + 1)
+    }
+    const maxSeq = usage.reduce((max, row) => Math.max(max, row.max_seq), 0)
+    const maxBody = sql.bodyMaxId.get()?.id ?? 0
+    this.#nextBody = Math.max(this.#nextBody, maxBody + 1, Math.floor(maxSeq / SEQ_PER_BODY) + 1)
     this.#retainedCount = sql.retainedCount.get()?.n ?? 0
     this.#sessionCount = sql.sessionCount.get()?.n ?? 0
   }

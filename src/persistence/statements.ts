@@ -1,4 +1,5 @@
 import type { Database, Statement } from 'better-sqlite3'
+import { SEQ_PER_BODY } from './schema.js'
 
 // Every SQL statement of the store, prepared once at setup. Grouped here so the persistence class
 // reads as behaviour, and so the queries (and the indexes in schema.ts they rely on) sit together.
@@ -17,6 +18,30 @@ interface SeqAndMessageId {
 
 type Id = string
 type Blob = Buffer
+
+interface ByCounter {
+  session: number
+  brokerCounter: number
+  brokerId: string
+}
+
+/** The body of outgoing row `o`: its own column, or (NULL there) derived from its seq. */
+const BODY_OF_O = `COALESCE(o.body, o.seq / ${SEQ_PER_BODY})`
+
+/**
+ * The session's rows whose body has this broker id + counter (several bodies can: the offline
+ * planner stores per-session variants of one message): those in their body's seq range, by
+ * primary key, and those with an explicit body, by the partial index outgoing_displaced.
+ */
+function rowsOfCounter(columns: string, filter: string): string {
+  // CROSS JOIN keeps bodies the outer loop, so that the seq range is known when outgoing is read.
+  const from = 'bodies b CROSS JOIN outgoing o'
+  const where = `b.broker_counter = @brokerCounter AND b.broker_id = @brokerId AND o.session = @session ${filter}`
+  return `SELECT ${columns} FROM ${from}
+      WHERE ${where} AND o.seq >= b.id * ${SEQ_PER_BODY} AND o.seq < b.id * ${SEQ_PER_BODY} + ${SEQ_PER_BODY} AND o.body IS NULL
+    UNION ALL
+    SELECT ${columns} FROM ${from} INDEXED BY outgoing_displaced WHERE ${where} AND o.body = b.id`
+}
 
 export function prepareStatements(db: Database) {
   const s = <P extends unknown[], R = unknown>(sql: string): Statement<P, R> => db.prepare(sql) as Statement<P, R>
@@ -53,61 +78,64 @@ export function prepareStatements(db: Database) {
       'SELECT client_id FROM subscriptions WHERE topic = ? ORDER BY rowid',
     ),
 
-    // outgoing: rows per session, packets in bodies (shared by the sessions a message is queued for)
-    bodyInsert: s<[brokerId: string | null, brokerCounter: number | null, refs: number, packet: Blob]>(
-      'INSERT INTO bodies (broker_id, broker_counter, refs, packet) VALUES (?, ?, ?, ?)',
+    // outgoing: one row per copy, keyed (session, seq); packets in bodies, shared by the sessions
+    // a message is queued for. Sessions are integer ids (clients). See migration 2 in schema.ts.
+    clientsAll: s<[], { id: number; client_id: Id }>('SELECT id, client_id FROM clients'),
+    clientInsert: s<[session: number, clientId: Id]>('INSERT INTO clients (id, client_id) VALUES (?, ?)'),
+    clientDelete: s<[session: number]>('DELETE FROM clients WHERE id = ?'),
+    bodyInsert: s<[id: number, brokerId: string | null, brokerCounter: number | null, refs: number, bytes: number, packet: Blob]>(
+      'INSERT INTO bodies (id, broker_id, broker_counter, refs, bytes, packet) VALUES (?, ?, ?, ?, ?, ?)',
     ),
-    bodySetRefs: s<[refs: number, id: number | bigint]>('UPDATE bodies SET refs = ? WHERE id = ?'),
-    outgoingInsert: s<[clientId: Id, bytes: number, body: number | bigint]>(
-      'INSERT INTO outgoing (client_id, message_id, bytes, body) VALUES (?, NULL, ?, ?)',
+    bodyMaxId: s<[], { id: number | null }>('SELECT MAX(id) AS id FROM bodies'),
+    // a copy whose body is not seq / SEQ_PER_BODY (a session's 1025th copy of one message)
+    outgoingInsertDisplaced: s<[session: number, seq: number, body: number]>(
+      'INSERT INTO outgoing (session, seq, body) VALUES (?, ?, ?)',
     ),
-    outgoingMaxSeq: s<[], { seq: number | null }>('SELECT MAX(seq) AS seq FROM outgoing'),
-    outgoingPage: s<[clientId: Id, after: number, upTo: number, limit: number], OutgoingRow>(
-      `SELECT o.seq, o.message_id, o.bytes, b.packet FROM outgoing o JOIN bodies b ON b.id = o.body
-       WHERE o.client_id = ? AND o.seq > ? AND o.seq <= ? ORDER BY o.seq LIMIT ?`,
+    outgoingPage: s<[session: number, after: number, upTo: number, limit: number], OutgoingRow>(
+      `SELECT o.seq, o.message_id, b.bytes, b.packet FROM outgoing o JOIN bodies b ON b.id = ${BODY_OF_O}
+       WHERE o.session = ? AND o.seq > ? AND o.seq <= ? ORDER BY o.seq LIMIT ?`,
     ),
-    // By broker counter: the body first (its index), then that body's few rows. INDEXED BY: left
-    // to itself the planner scans the whole session through outgoing_by_client.
-    outgoingByCounter: s<[brokerCounter: number, brokerId: string, clientId: Id], SeqAndMessageId>(
-      `SELECT seq, message_id FROM outgoing INDEXED BY outgoing_by_body
-       WHERE body IN (SELECT id FROM bodies WHERE broker_counter = ? AND broker_id = ?) AND client_id = ?
-       ORDER BY seq LIMIT 1`,
+    outgoingByCounter: s<[ByCounter], SeqAndMessageId>(
+      `SELECT seq, message_id FROM (${rowsOfCounter('o.seq, o.message_id', '')}) ORDER BY seq LIMIT 1`,
     ),
     // A different message that reuses the packet id (same broker, other counter) is never taken.
+    // INDEXED BY: without statistics the planner prefers walking the session in seq order.
     outgoingByMessageIdOtherBroker: s<
-      [clientId: Id, messageId: number, brokerId: string | null],
+      [session: number, messageId: number, brokerId: string | null],
       { seq: number; message_id: number | null; bytes: number }
     >(
-      `SELECT o.seq, o.message_id, o.bytes FROM outgoing o JOIN bodies b ON b.id = o.body
-       WHERE o.client_id = ? AND o.message_id = ? AND (b.broker_id IS NULL OR b.broker_id IS NOT ?) ORDER BY o.seq LIMIT 1`,
+      `SELECT o.seq, o.message_id, b.bytes FROM outgoing o INDEXED BY outgoing_in_flight JOIN bodies b ON b.id = ${BODY_OF_O}
+       WHERE o.session = ? AND o.message_id = ? AND (b.broker_id IS NULL OR b.broker_id IS NOT ?) ORDER BY o.seq LIMIT 1`,
     ),
-    outgoingSetMessageId: s<[messageId: number | null, seq: number]>('UPDATE outgoing SET message_id = ? WHERE seq = ?'),
-    outgoingReplace: s<[messageId: number | null, bytes: number, body: number | bigint, seq: number]>(
-      'UPDATE outgoing SET message_id = ?, bytes = ?, body = ? WHERE seq = ?',
+    outgoingSetMessageId: s<[messageId: number | null, session: number, seq: number]>(
+      'UPDATE outgoing SET message_id = ? WHERE session = ? AND seq = ?',
+    ),
+    outgoingReplace: s<[messageId: number | null, body: number, session: number, seq: number]>(
+      'UPDATE outgoing SET message_id = ?, body = ? WHERE session = ? AND seq = ?',
     ),
     // The three "take" queries read the row (with its packet) for the caller to delete by seq.
-    outgoingFindByMessageId: s<[clientId: Id, messageId: number], OutgoingRow>(
-      `SELECT o.seq, o.message_id, o.bytes, b.packet FROM outgoing o JOIN bodies b ON b.id = o.body
-       WHERE o.client_id = ? AND o.message_id = ? ORDER BY o.seq LIMIT 1`,
+    // INDEXED BY: without statistics the planner prefers walking the session in seq order.
+    outgoingFindByMessageId: s<[session: number, messageId: number], OutgoingRow>(
+      `SELECT o.seq, o.message_id, b.bytes, b.packet FROM outgoing o INDEXED BY outgoing_in_flight JOIN bodies b ON b.id = ${BODY_OF_O}
+       WHERE o.session = ? AND o.message_id = ? ORDER BY o.seq LIMIT 1`,
     ),
-    outgoingFindQueuedByCounter: s<[brokerCounter: number, brokerId: string, clientId: Id], OutgoingRow>(
-      `SELECT o.seq, o.message_id, o.bytes, b.packet FROM outgoing o INDEXED BY outgoing_by_body JOIN bodies b ON b.id = o.body
-       WHERE o.body IN (SELECT id FROM bodies WHERE broker_counter = ? AND broker_id = ?)
-         AND o.client_id = ? AND o.message_id IS NULL
-       ORDER BY o.seq LIMIT 1`,
+    outgoingFindQueuedByCounter: s<[ByCounter], OutgoingRow>(
+      `SELECT seq, message_id, bytes, packet FROM (${rowsOfCounter('o.seq, o.message_id, b.bytes, b.packet', 'AND o.message_id IS NULL')})
+       ORDER BY seq LIMIT 1`,
     ),
-    outgoingFindFirstQueued: s<[clientId: Id], OutgoingRow>(
-      `SELECT o.seq, o.message_id, o.bytes, b.packet FROM outgoing o JOIN bodies b ON b.id = o.body
-       WHERE o.client_id = ? AND o.message_id IS NULL ORDER BY o.seq LIMIT 1`,
+    outgoingFindFirstQueued: s<[session: number], OutgoingRow>(
+      `SELECT o.seq, o.message_id, b.bytes, b.packet FROM outgoing o JOIN bodies b ON b.id = ${BODY_OF_O}
+       WHERE o.session = ? AND o.message_id IS NULL ORDER BY o.seq LIMIT 1`,
     ),
-    outgoingOldestQueued: s<[clientId: Id, limit: number], { seq: number; bytes: number }>(
-      'SELECT seq, bytes FROM outgoing WHERE client_id = ? AND message_id IS NULL ORDER BY seq LIMIT ?',
+    outgoingOldestQueued: s<[session: number, limit: number], { seq: number; bytes: number }>(
+      `SELECT o.seq, b.bytes FROM outgoing o JOIN bodies b ON b.id = ${BODY_OF_O}
+       WHERE o.session = ? AND o.message_id IS NULL ORDER BY o.seq LIMIT ?`,
     ),
-    outgoingDeleteSeq: s<[seq: number]>('DELETE FROM outgoing WHERE seq = ?'),
-    outgoingDeleteClient: s<[clientId: Id]>('DELETE FROM outgoing WHERE client_id = ?'),
-    outgoingUsage: s<[], { client_id: Id; count: number; bytes: number; inflight: number }>(
-      `SELECT client_id, COUNT(*) AS count, TOTAL(bytes) AS bytes, COUNT(message_id) AS inflight
-       FROM outgoing GROUP BY client_id`,
+    outgoingDeleteSeq: s<[session: number, seq: number]>('DELETE FROM outgoing WHERE session = ? AND seq = ?'),
+    outgoingDeleteSession: s<[session: number]>('DELETE FROM outgoing WHERE session = ?'),
+    outgoingUsage: s<[], { client_id: Id; count: number; bytes: number; inflight: number; max_seq: number }>(
+      `SELECT c.client_id, COUNT(*) AS count, TOTAL(b.bytes) AS bytes, COUNT(o.message_id) AS inflight, MAX(o.seq) AS max_seq
+       FROM outgoing o JOIN clients c ON c.id = o.session LEFT JOIN bodies b ON b.id = ${BODY_OF_O} GROUP BY o.session`,
     ),
     outgoingMaxCounter: s<[brokerId: string], { counter: number | null }>(
       'SELECT MAX(broker_counter) AS counter FROM bodies WHERE broker_id = ?',
@@ -163,3 +191,15 @@ export function prepareStatements(db: Database) {
 }
 
 export type Statements = ReturnType<typeof prepareStatements>
+
+/** Copies per multi-row INSERT: larger fan-outs take several statements. */
+export const INSERT_ROWS_MAX = 64
+
+/**
+ * `INSERT INTO outgoing (session, seq) VALUES (?, ?), ...` for n rows (n <= INSERT_ROWS_MAX),
+ * prepared on first use: one call queues a message for every session it goes to.
+ */
+export function outgoingInsertRows(db: Database): (n: number) => Statement<number[]> {
+  const prepared: Array<Statement<number[]> | undefined> = []
+  return (n) => (prepared[n] ??= db.prepare(`INSERT INTO outgoing (session, seq) VALUES ${Array(n).fill('(?, ?)').join(', ')}`) as Statement<number[]>)
+}

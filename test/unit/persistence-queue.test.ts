@@ -218,4 +218,23 @@ describe('shared message bodies', () => {
     await store.outgoingClearMessageId({ id: 'c' }, message(1))
     expect([count('outgoing'), count('bodies')]).toEqual([0, 0])
   })
+
+  test('more than 1024 copies of one message for one session keep their order and are all found', async () => {
+    const { store } = await open()
+    const copies = 1030
+    await store.outgoingEnqueueCombi(Array.from({ length: copies }, () => ({ clientId: 'c' })), message(1))
+    await store.outgoingEnqueueCombi([{ clientId: 'c' }], message(2))
+    let list = await queued(store, 'c')
+    expect(list).toHaveLength(copies + 1)
+    expect(list.at(-1)?.brokerCounter).toBe(2)
+    // by broker counter without a packet id (aedes dropping extra copies), past the 1024th copy
+    for (let i = 0; i < copies - 2; i++) expect(await store.outgoingClearMessageId({ id: 'c' }, message(1))).toMatchObject({ brokerCounter: 1 })
+    await store.outgoingUpdate({ id: 'c' }, { ...message(1), messageId: 9 })
+    list = await queued(store, 'c')
+    expect(list.map((p) => [p.brokerCounter, p.messageId])).toEqual([[1, 9], [1, undefined], [2, undefined]])
+    expect(await store.outgoingClearMessageId({ id: 'c' }, { messageId: 9 })).toMatchObject({ brokerCounter: 1 })
+    expect(await store.outgoingClearMessageId({ id: 'c' }, message(1))).toMatchObject({ brokerCounter: 1 })
+    expect(payloads(await queued(store, 'c'))).toEqual(['m2'])
+    expect(store.stats()).toMatchObject({ queued: 1, inflight: 0 })
+  })
 })
