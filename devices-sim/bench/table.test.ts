@@ -28,4 +28,12 @@ describe('bench table', () => {
     expect(table).toContain('mqlite-memory (x mosquitto)')
     expect(table).toMatch(/fanin-qos0\s+msg\/s ↑\s+200,000\s+100,000 \(0\.50x\)\s+51%/)
   })
+
+  it('tells a metric a broker does not measure (-) from a failed run', () => {
+    const runs = [rec('mosquitto', 1, 200_000), rec('mqlite-memory', 1, 0, 'boom')]
+    const rows = medians(runs, ['mosquitto', 'mqlite-memory', 'mqlite-cluster-1'])
+    expect(rows[0]!.values).toEqual({ mosquitto: 200_000, 'mqlite-memory': Number.NaN })
+    const table = formatTable(rows, ['mosquitto', 'mqlite-memory', 'mqlite-cluster-1'])
+    expect(table).toMatch(/200,000\s+failed\s+-\s/)
+  })
 })

@@ -16,7 +16,7 @@ export interface MedianRow {
   key: string
   label: string
   better: 'higher' | 'lower'
-  /** broker -> median value (NaN when every run failed) */
+  /** broker -> median value (NaN when every run failed; absent when the broker does not measure it) */
   values: Record<string, number>
   /** broker -> median load-generator CPU, % of one core */
   loadCpu: Record<string, number>
@@ -41,6 +41,10 @@ export function medians(records: readonly RunRecord[], brokers: readonly string[
       const loadCpu: Record<string, number> = {}
       for (const broker of brokers) {
         const runs = ofScenario.filter((r) => r.broker === broker)
+        // not run here (a cluster target skips single-broker scenarios) or not a metric it has
+        // (Redis commands on a broker without Redis): absent, not failed
+        const measured = runs.some((r) => r.error !== undefined || r.metrics.some((m) => m.key === def.key))
+        if (!measured) continue
         values[broker] = median(runs.map((r) => r.metrics.find((m) => m.key === def.key)?.value ?? Number.NaN))
         loadCpu[broker] = median(runs.filter((r) => !r.error).map((r) => r.loadCpuPercent))
       }
@@ -63,6 +67,7 @@ export function formatTable(rows: readonly MedianRow[], brokers: readonly string
   const body = rows.map((row) => {
     const base = row.values[baseline]
     const cells = brokers.map((b) => {
+      if (!(b in row.values)) return '-'
       const v = row.values[b] ?? Number.NaN
       if (!hasBaseline || b === baseline || base === undefined || !Number.isFinite(base) || base === 0 || !Number.isFinite(v)) return formatValue(v)
       return `${formatValue(v)} (${(v / base).toFixed(2)}x)`
