@@ -8,7 +8,7 @@ import { build } from 'hdr-histogram-js'
 import { Redis } from 'ioredis'
 import { connectAsync } from 'mqtt'
 import { freePort, launch, type BrokerTarget, type RunningBroker } from './brokers.js'
-import { connectRaw } from './raw-mqtt.js'
+import { awaitReceived, connectRaw } from './raw-mqtt.js'
 import type { BenchScenario, Metric } from './scenarios.js'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -103,25 +103,14 @@ export const clusterScenario: BenchScenario = {
       const t0 = performance.now()
       await Promise.all(pubs.map((p, i) => p.flood(`bench/cluster/${i}`, PAYLOAD_64, 1, total / pubs.length, 1000)))
       const expected = total * subs.length
-      let received = 0
-      let idleSince = performance.now()
-      for (;;) {
-        const now = subs.reduce((s, c) => s + c.received, 0)
-        if (now >= expected) break
-        if (now !== received) {
-          received = now
-          idleSince = performance.now()
-        } else if (performance.now() - idleSince > 5000) break
-        await sleep(20)
-      }
-      received = subs.reduce((s, c) => s + c.received, 0)
-      const seconds = (Math.max(...subs.map((s) => s.lastReceivedAt)) - t0) / 1000
+      const { received, lastAt } = await awaitReceived(subs, expected, 5000)
+      const seconds = (lastAt - t0) / 1000
       metrics.push({ key: 'rate', label: 'msg/s published, delivered to every node', value: received / subs.length / seconds, unit: 'msg/s', better: 'higher' })
+      if (received < expected) notes.push(`received ${received}/${expected}`)
       const commandsAfter = await broker.redisCommands?.()
       if (commandsBefore !== undefined && commandsAfter !== undefined) {
         metrics.push({ key: 'redisPerMsg', label: 'Redis commands per message', value: (commandsAfter - commandsBefore) / total, unit: 'cmds', better: 'lower' })
       }
-      if (received < expected) notes.push(`received ${received}/${expected}`)
     } finally {
       await Promise.all([...subs, ...pubs].map((c) => c.close()))
     }

@@ -174,3 +174,21 @@ export async function connectRaw(port: number, clientId: string, options: { clea
     },
   }
 }
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Waits until the raw clients received `expected` in total, or nothing arrived for `idleMs`. */
+export async function awaitReceived(clients: readonly RawClient[], expected: number, idleMs: number): Promise<{ received: number; lastAt: number }> {
+  let last = -1
+  let lastChange = performance.now()
+  for (;;) {
+    const received = clients.reduce((s, c) => s + c.received, 0)
+    if (received >= expected) break
+    if (received !== last) {
+      last = received
+      lastChange = performance.now()
+    } else if (performance.now() - lastChange > idleMs) break
+    await sleep(20)
+  }
+  return { received: clients.reduce((s, c) => s + c.received, 0), lastAt: Math.max(...clients.map((c) => c.lastReceivedAt)) }
+}

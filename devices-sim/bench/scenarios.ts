@@ -3,7 +3,7 @@
 import { connect, connectAsync } from 'mqtt'
 import type { RunningBroker } from './brokers.js'
 import { closeClients, collect, connectClients, publishWindowed } from './load.js'
-import { connectRaw } from './raw-mqtt.js'
+import { awaitReceived, connectRaw } from './raw-mqtt.js'
 import type { RawClient } from './raw-mqtt.js'
 import type { QoS } from './load.js'
 import { runScenario } from '../index.js'
@@ -30,22 +30,6 @@ export interface BenchScenario {
 
 const PAYLOAD_64 = Buffer.alloc(64, 0x61)
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-
-/** Waits until the raw clients received `expected` in total, or nothing arrived for `idleMs`. */
-async function awaitReceived(clients: readonly RawClient[], expected: number, idleMs: number): Promise<{ received: number; lastAt: number }> {
-  let last = -1
-  let lastChange = performance.now()
-  for (;;) {
-    const received = clients.reduce((s, c) => s + c.received, 0)
-    if (received >= expected) break
-    if (received !== last) {
-      last = received
-      lastChange = performance.now()
-    } else if (performance.now() - lastChange > idleMs) break
-    await sleep(20)
-  }
-  return { received: clients.reduce((s, c) => s + c.received, 0), lastAt: Math.max(...clients.map((c) => c.lastReceivedAt)) }
-}
 
 function fanIn(qos: QoS): BenchScenario {
   return {

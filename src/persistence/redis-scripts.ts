@@ -34,6 +34,16 @@ local function removeEntry(prefix, client, entry)
 end
 `
 
+/** A session is no longer held by any node: its expiry clock starts at `at` (unless it never expires). */
+const START_EXPIRY = `
+local function startExpiry(prefix, client, at, never)
+  local key = prefix .. 'session:' .. client
+  redis.call('HSET', key, 'node', '', 'disconnectedAt', at)
+  local expiry = redis.call('HGET', key, 'expiry')
+  if expiry ~= never then redis.call('ZADD', prefix .. 'sessions:due', at + tonumber(expiry) * 1000, client) end
+end
+`
+
 /**
  * ARGV: prefix, entry, packet, bytes, maxMessages, maxBytes, policy ('drop-oldest'|'refuse'),
  * origin broker id, its counter ('' if none), client ids... The highest counter queued per broker
@@ -269,29 +279,23 @@ return redis.call('HGET', prefix .. 'wills', client)
  * ARGV: prefix, client, node, at ms, never-expires value. Starts the session's expiry clock if
  * this node still holds it (another node may have taken it over meanwhile). Returns 1 if started.
  */
-export const SESSION_DISCONNECTED = `
+export const SESSION_DISCONNECTED = `${START_EXPIRY}
 local prefix, client, node, at, never = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 local key = prefix .. 'session:' .. client
 if redis.call('EXISTS', key) == 0 then return 0 end
 local holder = redis.call('HGET', key, 'node')
 if holder and holder ~= '' and holder ~= node then return 0 end
-redis.call('HSET', key, 'node', '', 'disconnectedAt', at)
-local expiry = redis.call('HGET', key, 'expiry')
-if expiry == never then return 1 end
-redis.call('ZADD', prefix .. 'sessions:due', at + tonumber(expiry) * 1000, client)
+startExpiry(prefix, client, at, never)
 return 1
 `
 
 /** ARGV: prefix, node, at ms, never. Every session this node held starts expiring (it died). */
-export const NODE_GONE = `
+export const NODE_GONE = `${START_EXPIRY}
 local prefix, node, at, never = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local n = 0
 for _, client in ipairs(redis.call('SMEMBERS', prefix .. 'sessions')) do
-  local key = prefix .. 'session:' .. client
-  if redis.call('HGET', key, 'node') == node then
-    redis.call('HSET', key, 'node', '', 'disconnectedAt', at)
-    local expiry = redis.call('HGET', key, 'expiry')
-    if expiry ~= never then redis.call('ZADD', prefix .. 'sessions:due', at + tonumber(expiry) * 1000, client) end
+  if redis.call('HGET', prefix .. 'session:' .. client, 'node') == node then
+    startExpiry(prefix, client, at, never)
     n = n + 1
   end
 end
