@@ -141,6 +141,7 @@ export async function createAedes({
     },
     authorizePublish: (client, packet, callback) => {
       dropWillDelayInterval(packet)
+      if (!client) restampForeignWill(broker, packet)
       if (client && guards.interceptPublish(client, packet, callback)) return
       if (client && packet.qos > 0 && !storeAvailable()) return refuseUnstored(client, packet, callback)
       if (authorizer.canPublish(client, packet.topic)) return callback(null)
@@ -257,6 +258,19 @@ function refuseUnstored(client: Client, packet: PublishPacket, callback: (err: E
   }
   if (packet.qos === 1) inboundQoS1Done(client)
   callback(null)
+}
+
+/**
+ * aedes publishes the will of a client of another (dead) broker with that broker's id and the
+ * counter the will got there. Subscribers drop a message whose counter is not above the last one
+ * they had from that id, so wills published by different survivors (each counting on its own)
+ * could be taken for duplicates. This broker publishes it, so it stamps it as its own message.
+ */
+function restampForeignWill(broker: Aedes, packet: PublishPacket): void {
+  const will = packet as PublishPacket & { brokerId?: string; brokerCounter?: number; clientId?: string }
+  if (typeof will.clientId !== 'string' || will.brokerId === undefined || will.brokerId === broker.id) return
+  will.brokerId = broker.id
+  will.brokerCounter = ++(broker as Aedes & { counter: number }).counter
 }
 
 /** Re-checks read access on every queued delivery, so a revoked grant takes effect. */

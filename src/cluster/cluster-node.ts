@@ -25,8 +25,9 @@ interface Mq {
  * - A client id connecting on another node takes the session over: this node's connection gets
  *   DISCONNECT 0x8E (aedes would just close it) and this node's session-expiry and will-delay
  *   timers for that id are cancelled, so they never fire for a session that lives on elsewhere.
- * - Nodes that stop sending heartbeats are dead: their sessions start expiring. (aedes itself
- *   publishes their wills; the store makes sure only one survivor does.)
+ * - Nodes that stop sending heartbeats and whose liveness key in Redis has lapsed are dead: their
+ *   sessions start expiring. (aedes itself publishes their wills; the store makes sure only one
+ *   survivor does, and only once the key has lapsed: a slow node is not a dead one.)
  * - `ready` is false while Redis is unreachable: the broker then refuses new connections and
  *   QoS 1/2 publishes, and /readyz answers 503, until both come back by themselves.
  */
@@ -78,16 +79,25 @@ export async function createClusterNode(
   }
   mq.on(HEARTBEATS, onHeartbeat)
 
+  const checking = new Set<string>()
   const checkLiveness = (): void => {
     const deadline = Date.now() - 3 * cluster.heartbeatInterval
     for (const [node, seen] of lastSeen) {
-      if (seen >= deadline || node === nodeId) continue
-      lastSeen.delete(node)
-      shares.nodeGone(node)
-      store.nodeGone(node).then(
-        (sessions) => logger.warn({ node, sessions }, 'cluster node stopped sending heartbeats; its sessions start expiring'),
-        (err: unknown) => logger.error({ err, node }, 'cannot expire the sessions of a dead node'),
-      )
+      if (seen >= deadline || node === nodeId || checking.has(node)) continue
+      checking.add(node)
+      store
+        .nodeGone(node)
+        .then(
+          (sessions) => {
+            // still renewing its liveness key: slow, not dead; look again at the next tick
+            if (sessions < 0) return
+            lastSeen.delete(node)
+            shares.nodeGone(node)
+            logger.warn({ node, sessions }, 'cluster node stopped sending heartbeats; its sessions start expiring')
+          },
+          (err: unknown) => logger.error({ err, node }, 'cannot expire the sessions of a dead node'),
+        )
+        .finally(() => checking.delete(node))
     }
   }
 
@@ -106,7 +116,16 @@ export async function createClusterNode(
       for (const listener of mq._matcher.match(`$SYS/${nodeId}/new/clients`)) {
         if (listener.name === 'closeSameClients') mq.removeListener(NEW_CLIENTS, listener)
       }
-      livenessTimer = setInterval(checkLiveness, cluster.heartbeatInterval)
+      const renew = (): void => {
+        store.markAlive(3 * cluster.heartbeatInterval).catch(() => {
+          // Redis unreachable: the node is not ready anyway; the key lapses, as for a dead node
+        })
+      }
+      renew()
+      livenessTimer = setInterval(() => {
+        renew()
+        checkLiveness()
+      }, cluster.heartbeatInterval)
       livenessTimer.unref()
     },
     async close() {

@@ -63,9 +63,10 @@ redis.call('PUBLISH', prefix .. 'share-events', cjson.encode({group = group, cli
 return 1
 `
 
-// ARGV: prefix, node.
+// ARGV: prefix, node. Nothing while the node still renews its liveness key (see markAlive).
 const NODE_GONE = `
 local prefix, node = ARGV[1], ARGV[2]
+if redis.call('EXISTS', prefix .. 'alive:' .. node) == 1 then return 0 end
 for _, group in ipairs(redis.call('SMEMBERS', prefix .. 'shares')) do
   local key = prefix .. 'share:' .. group
   local entries = redis.call('HGETALL', key)

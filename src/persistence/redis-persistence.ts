@@ -39,9 +39,6 @@ type StoreEvent = StoreChange & { node: string }
 
 type State = 'new' | 'opening' | 'open' | 'closing' | 'closed'
 
-/** A claimed will stays claimed this long: if its publisher dies first, another node retries. */
-const WILL_CLAIM_MS = 60_000
-
 type ScriptName = 'mqEnqueue' | 'mqUpdate' | 'mqClear' | 'mqPage' | 'mqDropQueued' | 'mqEmptyQueue' | 'mqDeleteWill' | 'mqClaimWill' | 'mqSessionDisconnected' | 'mqNodeGone' | 'mqClaimExpired' | 'mqDeleteSession'
 type ScriptCall = (...args: Array<string | number | Buffer>) => Promise<unknown>
 type Scripted = Redis & Record<ScriptName | `${ScriptName}Buffer`, ScriptCall>
@@ -147,7 +144,7 @@ export class RedisPersistence {
       if (typeof broker.counter === 'number' && broker.counter < stored) broker.counter = stored
       this.#broker = broker
       // a previous run of this node was killed: its sessions start expiring now
-      await redis.mqNodeGone(this.#prefix, nodeId, Date.now(), SESSION_NEVER_EXPIRES)
+      await redis.mqNodeGone(this.#prefix, nodeId, Date.now(), SESSION_NEVER_EXPIRES, '1')
     } catch (err) {
       redis.disconnect()
       events.disconnect()
@@ -485,7 +482,6 @@ export class RedisPersistence {
         .hset(`${this.#prefix}willbroker`, client.id, brokerId)
         .hset(`${this.#prefix}willdelay`, client.id, delay)
         .hdel(`${this.#prefix}willseen`, client.id)
-        .del(`${this.#prefix}willclaim:${client.id}`)
         .exec(),
     )
   }
@@ -518,8 +514,10 @@ export class RedisPersistence {
     const owners = await redis.hgetall(`${this.#prefix}willbroker`)
     for (const [clientId, brokerId] of Object.entries(owners)) {
       if (!wanted(brokerId)) continue
-      const blob = (await redis.mqClaimWillBuffer(this.#prefix, clientId, brokerId, WILL_CLAIM_MS, Date.now())) as Buffer | null
-      if (blob) yield decodePacket(blob)
+      const blob = (await redis.mqClaimWillBuffer(this.#prefix, clientId, brokerId, Date.now())) as Buffer | null
+      if (!blob) continue
+      this.#options.logger?.info({ clientId, brokerId }, 'took the will of a client whose broker is gone')
+      yield decodePacket(blob)
     }
   }
 
@@ -541,9 +539,18 @@ export class RedisPersistence {
     await this.#client().mqSessionDisconnected(this.#prefix, clientId, this.#options.nodeId, atMs, SESSION_NEVER_EXPIRES)
   }
 
-  /** Sessions a dead node held start expiring now (called by survivors and by the node's next run). */
+  /** Sessions a dead node held start expiring now; -1 (nothing done) while its liveness key says it is alive. */
   async nodeGone(nodeId: string, atMs: number = Date.now()): Promise<number> {
-    return Number(await this.#client().mqNodeGone(this.#prefix, nodeId, atMs, SESSION_NEVER_EXPIRES))
+    return Number(await this.#client().mqNodeGone(this.#prefix, nodeId, atMs, SESSION_NEVER_EXPIRES, '0'))
+  }
+
+  /**
+   * Renews this node's liveness key for `ttlMs`. Heartbeats on the bus tell the nodes when to look
+   * for dead ones; this key, on Redis's clock, is what decides: a node that renews it is only
+   * slow, and its clients' wills and sessions are left alone.
+   */
+  async markAlive(ttlMs: number): Promise<void> {
+    await this.#client().set(`${this.#prefix}alive:${this.#options.nodeId}`, '1', 'PX', ttlMs)
   }
 
   /** Expired sessions, each claimed by this node (no other node sees it again). */

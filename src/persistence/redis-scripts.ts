@@ -239,19 +239,21 @@ redis.call('HDEL', prefix .. 'wills', client)
 redis.call('HDEL', prefix .. 'willbroker', client)
 redis.call('HDEL', prefix .. 'willdelay', client)
 redis.call('HDEL', prefix .. 'willseen', client)
-redis.call('DEL', prefix .. 'willclaim:' .. client)
 return will
 `
 
 /**
- * ARGV: prefix, client, broker id, claim ttl ms, now ms. Whoever gets the claim publishes the will
- * of a client whose broker died; every other node skips it (exactly once). A client already back
+ * ARGV: prefix, client, broker id, now ms. The node that takes the will of a client whose broker
+ * died publishes it; it is gone from the store for every other node (exactly once; a node that
+ * dies between taking and publishing loses that will). A client already back
  * on another node has no will to publish (it is deleted); one whose Will Delay Interval has not
  * run out since its node was found dead waits for a later sweep. Returns the will or nil.
  */
 export const CLAIM_WILL = `
-local prefix, client, broker, ttl, now = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local prefix, client, broker, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 if redis.call('HGET', prefix .. 'willbroker', client) ~= broker then return nil end
+-- the broker still renews its liveness key: it is slow, not dead; its clients are connected
+if redis.call('EXISTS', prefix .. 'alive:' .. broker) == 1 then return nil end
 local session = prefix .. 'session:' .. client
 local holder = redis.call('HGET', session, 'node')
 if holder and holder ~= '' and holder ~= broker then
@@ -271,8 +273,13 @@ if delay > 0 then
   end
   if holder == broker or not since or since + delay * 1000 > now then return nil end
 end
-if not redis.call('SET', prefix .. 'willclaim:' .. client, broker, 'NX', 'PX', ttl) then return nil end
-return redis.call('HGET', prefix .. 'wills', client)
+-- taken, not just claimed: the node that takes it publishes it; nobody else ever sees it again
+local will = redis.call('HGET', prefix .. 'wills', client)
+redis.call('HDEL', prefix .. 'wills', client)
+redis.call('HDEL', prefix .. 'willbroker', client)
+redis.call('HDEL', prefix .. 'willdelay', client)
+redis.call('HDEL', prefix .. 'willseen', client)
+return will
 `
 
 /**
@@ -289,9 +296,14 @@ startExpiry(prefix, client, at, never)
 return 1
 `
 
-/** ARGV: prefix, node, at ms, never. Every session this node held starts expiring (it died). */
+/**
+ * ARGV: prefix, node, at ms, never, force ('1': the node's own next run). Every session this node
+ * held starts expiring (it died), unless it still renews its liveness key (it is only slow):
+ * then -1. Returns how many sessions it held.
+ */
 export const NODE_GONE = `${START_EXPIRY}
-local prefix, node, at, never = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local prefix, node, at, never, force = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+if force ~= '1' and redis.call('EXISTS', prefix .. 'alive:' .. node) == 1 then return -1 end
 local n = 0
 for _, client in ipairs(redis.call('SMEMBERS', prefix .. 'sessions')) do
   if redis.call('HGET', prefix .. 'session:' .. client, 'node') == node then
@@ -313,7 +325,7 @@ return ids
 /** ARGV: prefix, client. Deletes everything of a session except its queue (EMPTY_QUEUE does that). */
 export const DELETE_SESSION = `
 local prefix, client = ARGV[1], ARGV[2]
-redis.call('DEL', prefix .. 'subs:' .. client, prefix .. 'in:' .. client, prefix .. 'willclaim:' .. client)
+redis.call('DEL', prefix .. 'subs:' .. client, prefix .. 'in:' .. client)
 redis.call('SREM', prefix .. 'subs:clients', client)
 redis.call('HDEL', prefix .. 'wills', client)
 redis.call('HDEL', prefix .. 'willbroker', client)

@@ -177,7 +177,7 @@ describe.skipIf(!redisAvailable('cluster.test.ts'))('cluster mode on Redis (3 no
     }
   })
 
-  it('publishes the wills of a killed node exactly once, after their delay, unless the client is back', { timeout: 30_000 }, async () => {
+  it('publishes the wills of a killed node exactly once, after their delay, unless the client is back; its sessions expire', { timeout: 30_000 }, async () => {
     const watchers = [await pool.connect(cluster.url(0), { protocolVersion: 5 }), await pool.connect(cluster.url(1), { protocolVersion: 4 })]
     const inboxes = watchers.map((w) => collectMessages(w))
     await Promise.all(watchers.map((w) => w.subscribeAsync('status/#', { qos: 1 })))
@@ -196,6 +196,10 @@ describe.skipIf(!redisAvailable('cluster.test.ts'))('cluster mode on Redis (3 no
       return device
     })
     await Promise.all(devices.map((d) => new Promise((resolve) => d.once('connect', resolve))))
+    // a session on the dead node with a short expiry: it must expire although its node is gone
+    const expiring = await pool.connect(cluster.url(2), { protocolVersion: 5, clientId: 'dev-expiring', clean: false, properties: { sessionExpiryInterval: 2 } })
+    await expiring.subscribeAsync('expiring/#', { qos: 1 })
+    await sleep(200) // the session record reaches Redis
     await cluster.nodes[2]!.kill()
     const killedAt = Date.now()
     // one device is back on a surviving node at once: its old connection's will is stale
@@ -214,6 +218,11 @@ describe.skipIf(!redisAvailable('cluster.test.ts'))('cluster mode on Redis (3 no
     expect(inboxes[0]!.messages[0]!.packet.properties?.userProperties).toEqual({ reason: 'lost' })
     // [MQTT-3.1.3-9] the delayed will waited its 2 s after the node was found dead
     expect(arrivedAt.get('status/dev-delayed')! - killedAt).toBeGreaterThanOrEqual(2000)
+    // [MQTT-3.1.2-23] the dead node's session expired on the survivors' clock
+    const returning = mqtt.connect(cluster.url(0), { protocolVersion: 5, clientId: 'dev-expiring', clean: false, reconnectPeriod: 0, properties: { sessionExpiryInterval: 2 } })
+    const connack = await new Promise<mqtt.IConnackPacket>((resolve) => returning.once('connect', resolve))
+    returning.end(true)
+    expect(connack.sessionPresent).toBe(false)
     for (const d of devices) d.end(true)
     await cluster.start(2)
   })
