@@ -34,6 +34,13 @@ local function removeEntry(prefix, client, entry)
 end
 `
 
+/** Forgets a client's will and what is kept about it. */
+const DROP_WILL = `
+local function dropWill(prefix, client)
+  for _, hash in ipairs({'wills', 'willbroker', 'willdelay', 'willseen'}) do redis.call('HDEL', prefix .. hash, client) end
+end
+`
+
 /** A session is no longer held by any node: its expiry clock starts at `at` (unless it never expires). */
 const START_EXPIRY = `
 local function startExpiry(prefix, client, at, never)
@@ -229,16 +236,13 @@ return n
  * node closing an old connection must not delete the will the new connection left on another
  * node). Returns the will or nil.
  */
-export const DELETE_WILL = `
+export const DELETE_WILL = `${DROP_WILL}
 local prefix, client, broker = ARGV[1], ARGV[2], ARGV[3]
 local owner = redis.call('HGET', prefix .. 'willbroker', client)
 if not owner then return nil end
 if broker ~= '' and owner ~= broker then return nil end
 local will = redis.call('HGET', prefix .. 'wills', client)
-redis.call('HDEL', prefix .. 'wills', client)
-redis.call('HDEL', prefix .. 'willbroker', client)
-redis.call('HDEL', prefix .. 'willdelay', client)
-redis.call('HDEL', prefix .. 'willseen', client)
+dropWill(prefix, client)
 return will
 `
 
@@ -249,7 +253,7 @@ return will
  * on another node has no will to publish (it is deleted); one whose Will Delay Interval has not
  * run out since its node was found dead waits for a later sweep. Returns the will or nil.
  */
-export const CLAIM_WILL = `
+export const CLAIM_WILL = `${DROP_WILL}
 local prefix, client, broker, now = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 if redis.call('HGET', prefix .. 'willbroker', client) ~= broker then return nil end
 -- the broker still renews its liveness key: it is slow, not dead; its clients are connected
@@ -257,10 +261,7 @@ if redis.call('EXISTS', prefix .. 'alive:' .. broker) == 1 then return nil end
 local session = prefix .. 'session:' .. client
 local holder = redis.call('HGET', session, 'node')
 if holder and holder ~= '' and holder ~= broker then
-  redis.call('HDEL', prefix .. 'wills', client)
-  redis.call('HDEL', prefix .. 'willbroker', client)
-  redis.call('HDEL', prefix .. 'willdelay', client)
-  redis.call('HDEL', prefix .. 'willseen', client)
+  dropWill(prefix, client)
   return nil
 end
 local delay = tonumber(redis.call('HGET', prefix .. 'willdelay', client) or '0')
@@ -275,10 +276,7 @@ if delay > 0 then
 end
 -- taken, not just claimed: the node that takes it publishes it; nobody else ever sees it again
 local will = redis.call('HGET', prefix .. 'wills', client)
-redis.call('HDEL', prefix .. 'wills', client)
-redis.call('HDEL', prefix .. 'willbroker', client)
-redis.call('HDEL', prefix .. 'willdelay', client)
-redis.call('HDEL', prefix .. 'willseen', client)
+dropWill(prefix, client)
 return will
 `
 
@@ -323,14 +321,11 @@ return ids
 `
 
 /** ARGV: prefix, client. Deletes everything of a session except its queue (EMPTY_QUEUE does that). */
-export const DELETE_SESSION = `
+export const DELETE_SESSION = `${DROP_WILL}
 local prefix, client = ARGV[1], ARGV[2]
 redis.call('DEL', prefix .. 'subs:' .. client, prefix .. 'in:' .. client)
 redis.call('SREM', prefix .. 'subs:clients', client)
-redis.call('HDEL', prefix .. 'wills', client)
-redis.call('HDEL', prefix .. 'willbroker', client)
-redis.call('HDEL', prefix .. 'willdelay', client)
-redis.call('HDEL', prefix .. 'willseen', client)
+dropWill(prefix, client)
 redis.call('ZREM', prefix .. 'sessions:due', client)
 local existed = redis.call('DEL', prefix .. 'session:' .. client)
 redis.call('SREM', prefix .. 'sessions', client)
