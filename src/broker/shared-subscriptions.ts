@@ -232,9 +232,7 @@ export class SharedSubscriptions {
   /** Picks one member for the message and hands it over; `done` once it is safe (queued or sent). */
   #dispatch(group: Group, packet: AedesPublishPacket, done: () => void): void {
     if (!this.directory) return this.#dispatchHere(group, packet, done)
-    const all = this.directory.members(`${group.share}/${group.filter}`)
-    const connected = all.filter((m) => m.node !== '')
-    const pool = connected.length > 0 ? connected : all.filter((m) => m.persistent)
+    const pool = this.directory.candidates(`${group.share}/${group.filter}`)
     if (pool.length === 0) return done()
     const pick = pool[spread(packet) % pool.length]!
     const nodeId = this.directory.nodeId

@@ -1,9 +1,9 @@
 import type { Aedes, AedesPublishPacket } from 'aedes'
 import type { Config } from '../config/schema.js'
 import type { Logger } from '../log/logger.js'
-import { RedisPersistence } from '../persistence/redis-persistence.js'
+import type { RedisPersistence } from '../persistence/redis-persistence.js'
 import { brokerInternals } from '../broker/aedes-internals.js'
-import { createClusterBus, type ClusterBus } from './cluster-bus.js'
+import { createClusterBus } from './cluster-bus.js'
 import { createShareDirectory, type ShareDirectory } from './share-directory.js'
 
 type ClusterConfig = NonNullable<Config['cluster']>
@@ -32,9 +32,6 @@ interface Mq {
  *   QoS 1/2 publishes, and /readyz answers 503, until both come back by themselves.
  */
 export interface ClusterNode {
-  readonly nodeId: string
-  readonly store: RedisPersistence
-  readonly bus: ClusterBus
   /** shared subscription groups across the cluster */
   readonly shares: ShareDirectory
   readonly ready: boolean
@@ -102,9 +99,6 @@ export async function createClusterNode(
   }
 
   return {
-    nodeId,
-    store,
-    bus,
     shares,
     get ready() {
       return store.ready && bus.ready

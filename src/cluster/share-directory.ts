@@ -25,6 +25,11 @@ export interface ShareDirectory {
   /** the group's members, sorted by client id (the same order on every node) */
   members(group: string): readonly ShareMember[]
   /**
+   * Who may get the group's next message, in that order: the members connected anywhere, or, when
+   * none is, the persistent ones (their queues). Cached until the group changes: read per message.
+   */
+  candidates(group: string): readonly ShareMember[]
+  /**
    * A change made on this node. 'offline' and 'leave' only apply while the member is still
    * recorded on this node (or, for 'leave', offline): a connection that moved to another node
    * stays where it is.
@@ -108,9 +113,11 @@ export async function createShareDirectory(url: string, prefix: string, nodeId: 
 
   const view = new Map<string, Map<string, ShareMember>>()
   const sorted = new Map<string, ShareMember[]>()
+  const pools = new Map<string, ShareMember[]>()
   const listeners: Array<(group: string) => void> = []
   const changed = (group: string): void => {
     sorted.delete(group)
+    pools.delete(group)
     for (const listener of listeners) listener(group)
   }
   const apply = (group: string, clientId: string, json: string): void => {
@@ -154,18 +161,29 @@ export async function createShareDirectory(url: string, prefix: string, nodeId: 
     load().catch((err: unknown) => logger.error({ err }, 'cannot reload shared subscription groups'))
   })
 
+  const members = (group: string): ShareMember[] => {
+    let list = sorted.get(group)
+    if (!list) {
+      list = [...(view.get(group)?.values() ?? [])].sort((a, b) => (a.clientId < b.clientId ? -1 : a.clientId > b.clientId ? 1 : 0))
+      sorted.set(group, list)
+    }
+    return list
+  }
   const report = (err: unknown): void => logger.error({ err }, 'cannot record a shared subscription change')
   let closing: Promise<void> | undefined
   return {
     nodeId,
     groups: () => [...view.keys()],
-    members(group) {
-      let list = sorted.get(group)
-      if (!list) {
-        list = [...(view.get(group)?.values() ?? [])].sort((a, b) => (a.clientId < b.clientId ? -1 : a.clientId > b.clientId ? 1 : 0))
-        sorted.set(group, list)
+    members,
+    candidates(group) {
+      let pool = pools.get(group)
+      if (!pool) {
+        const all = members(group)
+        const connected = all.filter((m) => m.node !== '')
+        pool = connected.length > 0 ? connected : all.filter((m) => m.persistent)
+        pools.set(group, pool)
       }
-      return list
+      return pool
     },
     record(group, change, member) {
       const node = change === 'offline' ? '' : nodeId
