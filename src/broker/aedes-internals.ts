@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http'
 import type { EventEmitter } from 'node:events'
 import type { Duplex, Writable } from 'node:stream'
 import mqttPacket from 'mqtt-packet'
+import type { TopicMatcher } from '../mqtt/match-cache.js'
 
 // The fields of aedes 2.0.0-beta.1's objects that mqlite reads or sets and that aedes's typings
 // do not declare, in one place: re-check this file (and patches/) when the pinned version changes.
@@ -57,7 +58,7 @@ export interface BrokerInternals {
   brokers: Record<string, number>
   handle: (conn: Duplex, req?: IncomingMessage) => Client
   /** mqemitter; its qlobber holds every live subscription */
-  mq: { _matcher: { match(topic: string): unknown[] } }
+  mq: { _matcher: TopicMatcher }
   /** client ids whose session a new connection is taking over */
   _takingOver: Set<string>
   /** cancel this node's Session Expiry timer of a client id */

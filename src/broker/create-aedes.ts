@@ -23,6 +23,7 @@ import type { ShareDirectory } from '../cluster/share-directory.js'
 import { installEnhancedAuth, takeEnhancedOutcome } from './enhanced-auth.js'
 import { PublishRefusedError } from '../errors.js'
 import { brokerInternals, clientInternals, writeDirect } from './aedes-internals.js'
+import { cacheTopicMatches } from '../mqtt/match-cache.js'
 
 /** Where the broker reports a message it did not deliver to one subscriber. */
 export type DropListener = (reason: DropReason | 'queue_full') => void
@@ -177,6 +178,7 @@ export async function createAedes({
   // first of the client setups (see lean-client.ts)
   slimClientListeners(broker)
   usePrototypeFreeMaps(broker)
+  cacheTopicMatches(brokerInternals(broker).mq._matcher)
   guards.attach(broker)
   const retained = await limitRetained(store as unknown as Parameters<typeof limitRetained>[0], config.limits, limitStats)
   // read by the patched SUBSCRIBE and CONNACK handlers
