@@ -31,14 +31,15 @@ export interface BenchScenario {
 const PAYLOAD_64 = Buffer.alloc(64, 0x61)
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-function fanIn(qos: QoS): BenchScenario {
+/** `session`: the subscriber keeps a persistent session, so every copy is stored for it first. */
+function fanIn(qos: QoS, session = false): BenchScenario {
   return {
-    name: `fanin-qos${qos}`,
-    description: `QoS ${qos} fan-in: 10 publishers, 64-byte payloads, 1 subscriber`,
+    name: `fanin-qos${qos}${session ? '-session' : ''}`,
+    description: `QoS ${qos} fan-in: 10 publishers, 64-byte payloads, 1 ${session ? 'persistent-session' : 'clean-session'} subscriber`,
     async run(broker, quick) {
       const total = quick ? 50_000 : qos === 0 ? 1_000_000 : qos === 1 ? 300_000 : 150_000
       const publishers = 10
-      const sub = await connectRaw(broker.port, `bench-fanin-sub-${qos}`)
+      const sub = await connectRaw(broker.port, `bench-fanin-sub-${qos}${session ? '-session' : ''}`, { clean: !session })
       const pubs = await Promise.all(Array.from({ length: publishers }, (_, i) => connectRaw(broker.port, `bench-fanin-pub-${qos}-${i}`)))
       try {
         await sub.subscribe('bench/fanin/#', qos)
@@ -205,4 +206,4 @@ const durable = (sessions: number): BenchScenario => ({
   },
 })
 
-export const SCENARIOS: readonly BenchScenario[] = [fanIn(0), fanIn(1), fanIn(2), fanOut, latency, idleConnections, retained, durable(1), durable(10), clusterScenario]
+export const SCENARIOS: readonly BenchScenario[] = [fanIn(0), fanIn(1), fanIn(1, true), fanIn(2), fanOut, latency, idleConnections, retained, durable(1), durable(10), clusterScenario]
