@@ -122,28 +122,36 @@ export async function launch(name: string, command: string, args: string[], port
   }
 }
 
+/** Lifted limits, to match the Mosquitto configuration below (no queue, retained or subscription caps). */
+export const UNLIMITED_SETTINGS = ['store.maxQueuedMessages=0', 'store.maxQueuedBytes=0', 'limits.maxRetainedMessages=0', 'limits.maxRetainedBytes=0', 'limits.maxSubscriptionsPerClient=0']
+
 /**
- * mqlite as users run it, from the built CLI when it exists (else through tsx). Limits are lifted
- * to match the Mosquitto configuration below (no queue, retained or subscription caps). With
- * `metrics: false` neither the HTTP endpoint nor $SYS run, so no hook is on the message path;
- * `metrics: true` is the default configuration, for the cost of observability.
+ * The node arguments that start mqlite as users run it: the built CLI when it exists (else
+ * through tsx), after `nodeFlags` (V8 and Node options, e.g. `--max-semi-space-size=32`).
  */
-export function mqliteTarget(store: 'memory' | 'sqlite', pin: boolean, repoRoot: string, metrics = false): BrokerTarget {
+export function mqliteCommand(repoRoot: string, nodeFlags: readonly string[] = []): string[] {
+  const built = join(repoRoot, 'dist/src/cli/mqlite.js')
+  return [...nodeFlags, ...(existsSync(built) ? [built] : ['--import', 'tsx', join(repoRoot, 'src/cli/mqlite.ts')])]
+}
+
+/**
+ * mqlite with the limits lifted (UNLIMITED_SETTINGS). With `metrics: false` neither the HTTP
+ * endpoint nor $SYS run, so no hook is on the message path; `metrics: true` is the default
+ * configuration, for the cost of observability.
+ */
+export function mqliteTarget(store: 'memory' | 'sqlite', pin: boolean, repoRoot: string, metrics = false, nodeFlags: readonly string[] = []): BrokerTarget {
   const name = `mqlite-${store}${metrics ? '+metrics' : ''}`
   return {
     name,
     async start() {
       const port = await freePort()
       const dataDir = mkdtempSync(join(tmpdir(), 'mqlite-bench-'))
-      const built = join(repoRoot, 'dist/src/cli/mqlite.js')
-      const entry = existsSync(built) ? [built] : ['--import', 'tsx', join(repoRoot, 'src/cli/mqlite.ts')]
-      const unlimited = ['store.maxQueuedMessages=0', 'store.maxQueuedBytes=0', 'limits.maxRetainedMessages=0', 'limits.maxRetainedBytes=0', 'limits.maxSubscriptionsPerClient=0']
       const observability = metrics ? ['--metrics-port', String(await freePort())] : ['--no-metrics', '--set', 'sys.interval=0']
       const args = [
-        ...entry,
+        ...mqliteCommand(repoRoot, nodeFlags),
         ...['--host', '127.0.0.1', '--port', String(port), '--store', store, '--data-dir', dataDir, '--log-level', 'warn'],
         ...observability,
-        ...unlimited.flatMap((kv) => ['--set', kv]),
+        ...UNLIMITED_SETTINGS.flatMap((kv) => ['--set', kv]),
       ]
       return launch(name, process.execPath, args, port, () => rmSync(dataDir, { recursive: true, force: true }), pin, dataDir)
     },

@@ -21,6 +21,7 @@ interface BenchFlags {
   brokers?: string
   pin: boolean
   timeout: number
+  mqliteNodeOptions?: string
 }
 
 const positive = (value: string): number => {
@@ -38,6 +39,7 @@ const program = new Command('mqlite-bench')
   .option('--no-pin', 'do not pin broker and load generator to different cores')
   .option('--timeout <seconds>', 'per-run time limit', positive, 300)
   .option('--json <file>', 'write every run and the medians as JSON')
+  .option('--mqlite-node-options <flags>', 'Node/V8 flags for the mqlite processes only, e.g. "--max-semi-space-size=32"')
 
 function pinSelf(core: number): boolean {
   // -a: every thread of this process, including libuv's pool.
@@ -69,12 +71,13 @@ async function main(): Promise<number> {
   const pin = flags.pin && availableParallelism() >= 2 && commandExists('taskset')
   const pinned = pin && pinSelf(1)
   const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
+  const nodeFlags = flags.mqliteNodeOptions?.split(/\s+/).filter(Boolean) ?? []
   const available: BrokerTarget[] = [
     ...(commandExists('mosquitto') ? [mosquittoTarget(pinned)] : []),
-    mqliteTarget('memory', pinned, repoRoot),
-    mqliteTarget('memory', pinned, repoRoot, true),
-    mqliteTarget('sqlite', pinned, repoRoot),
-    ...(commandExists('redis-server') ? [1, 2, 3].map((n) => clusterTarget(n, pinned, repoRoot)) : []),
+    mqliteTarget('memory', pinned, repoRoot, false, nodeFlags),
+    mqliteTarget('memory', pinned, repoRoot, true, nodeFlags),
+    mqliteTarget('sqlite', pinned, repoRoot, false, nodeFlags),
+    ...(commandExists('redis-server') ? [1, 2, 3].map((n) => clusterTarget(n, pinned, repoRoot, nodeFlags)) : []),
   ]
   const wanted = flags.brokers?.split(',').map((s) => s.trim())
   const targets = wanted ? available.filter((t) => wanted.includes(t.name)) : available
@@ -131,7 +134,8 @@ async function main(): Promise<number> {
   const rows = medians(records, brokerNames)
   process.stdout.write(`\n${formatTable(rows, brokerNames)}\n`)
   process.stdout.write(`\nmedians of ${repetitions} run(s); load cpu = load generator, % of one core (near 100% means the load generator, not the broker, was the limit)\n`)
-  if (flags.json) await writeFile(flags.json, `${JSON.stringify({ startedAt, quick, repetitions, pinned, brokers: brokerNames, medians: rows, runs: records }, null, 2)}\n`)
+  if (nodeFlags.length > 0) process.stdout.write(`mqlite ran with node ${nodeFlags.join(' ')}\n`)
+  if (flags.json) await writeFile(flags.json, `${JSON.stringify({ startedAt, quick, repetitions, pinned, mqliteNodeFlags: nodeFlags, brokers: brokerNames, medians: rows, runs: records }, null, 2)}\n`)
   return records.some((r) => r.error) ? 1 : 0
 }
 

@@ -2,12 +2,11 @@
 // that spreads publishers and subscribers over the nodes.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { build } from 'hdr-histogram-js'
 import { Redis } from 'ioredis'
 import { connectAsync } from 'mqtt'
-import { freePort, launch, type BrokerTarget, type RunningBroker } from './brokers.js'
+import { freePort, launch, mqliteCommand, UNLIMITED_SETTINGS, type BrokerTarget, type RunningBroker } from './brokers.js'
 import { awaitReceived, connectRaw } from './raw-mqtt.js'
 import type { BenchScenario, Metric } from './scenarios.js'
 
@@ -19,7 +18,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
  * on, so the cluster gets the same CPU as one broker: the figures show the cost of the cluster
  * path and how it splits over nodes, not scale-out onto more cores (this machine has two).
  */
-export function clusterTarget(nodes: number, pin: boolean, repoRoot: string): BrokerTarget {
+export function clusterTarget(nodes: number, pin: boolean, repoRoot: string, nodeFlags: readonly string[] = []): BrokerTarget {
   const name = `mqlite-cluster-${nodes}`
   return {
     name,
@@ -31,15 +30,12 @@ export function clusterTarget(nodes: number, pin: boolean, repoRoot: string): Br
       try {
         started.push(await launch('redis', 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'], redisPort, () => {}, pin))
         const redisUrl = `redis://127.0.0.1:${redisPort}`
-        const built = join(repoRoot, 'dist/src/cli/mqlite.js')
-        const entry = existsSync(built) ? [built] : ['--import', 'tsx', join(repoRoot, 'src/cli/mqlite.ts')]
-        const unlimited = ['store.maxQueuedMessages=0', 'store.maxQueuedBytes=0', 'limits.maxRetainedMessages=0', 'limits.maxRetainedBytes=0', 'limits.maxSubscriptionsPerClient=0']
         for (let i = 0; i < nodes; i++) {
           const port = await freePort()
           const args = [
-            ...entry,
+            ...mqliteCommand(repoRoot, nodeFlags),
             ...['--host', '127.0.0.1', '--port', String(port), '--redis', redisUrl, '--node-id', `bench-node-${i + 1}`, '--log-level', 'warn', '--no-metrics'],
-            ...['sys.interval=0', ...unlimited].flatMap((kv) => ['--set', kv]),
+            ...['sys.interval=0', ...UNLIMITED_SETTINGS].flatMap((kv) => ['--set', kv]),
           ]
           started.push(await launch(`${name}/${i + 1}`, process.execPath, args, port, () => {}, pin))
         }
