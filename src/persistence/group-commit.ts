@@ -14,6 +14,8 @@ export interface GroupCommitOptions {
   maxBatch: number
   /** 0: commit when the event loop turns (setImmediate); n > 0: at most n ms after the first write */
   commitIntervalMs: number
+  /** runs right before COMMIT, inside the batch; throwing fails the commit (the batch rolls back) */
+  beforeCommit?: () => void
   onCommit?: (info: CommitInfo) => void
   /** runs after the rollback, before the batch's promises reject: in-memory state must be rebuilt */
   onCommitError?: (error: StoreCommitError) => void
@@ -120,6 +122,7 @@ export class GroupCommit {
     this.#open = false
     const started = performance.now()
     try {
+      this.#options.beforeCommit?.()
       this.#commit.run()
     } catch (cause) {
       // SQLite keeps the transaction open after a failed COMMIT (e.g. SQLITE_BUSY, a deferred

@@ -9,7 +9,7 @@ import { resolveStoreOptions, type DropReason, type ResolvedStoreOptions, type S
 import { decodePacket, encodePacket, payloadBytes, type StoredObject } from './packet-codec.js'
 import { QueueAccounting, type QueueLimits } from './queue-accounting.js'
 import { SEQ_PER_BODY } from './schema.js'
-import { INSERT_ROWS_MAX, outgoingInsertRows, prepareStatements, type OutgoingRow, type Statements } from './statements.js'
+import { bodiesInsertRows, INSERT_ROWS_MAX, outgoingInsertRows, prepareStatements, type BodyValues, type OutgoingRow, type Statements } from './statements.js'
 import { SubscriptionIndex, type MatchedSubscription } from './subscription-index.js'
 import { topicMatches } from '../mqtt/topic-match.js'
 import { hasWildcard, topicRange } from './topic-filter.js'
@@ -117,6 +117,16 @@ export class SqlitePersistence {
   #insertRows: (n: number) => Statement<number[]> = () => {
     throw new StoreClosedError('not set up')
   }
+  #insertBodies: (n: number) => Statement<Array<BodyValues[number]>> = () => {
+    throw new StoreClosedError('not set up')
+  }
+  // Single-copy enqueues of the open batch, not inserted yet: they go in INSERT_ROWS_MAX at a time
+  // (a third of the cost of two statements per message), and the rest before anything else
+  // touches the database and before COMMIT (#insertDeferred). Their promises settle with that COMMIT.
+  readonly #deferredBodies: Array<BodyValues[number]> = []
+  readonly #deferredCopies: number[] = []
+  /** a deferred insert that failed: the batch's commit must fail with it */
+  #deferredError: unknown
   // scratch space of #enqueue and #insertCopies, which run synchronously, one at a time
   readonly #copies = new Map<number, number>()
   readonly #sessionsScratch: number[] = []
@@ -159,9 +169,16 @@ export class SqlitePersistence {
       this.#db = db
       this.#sql = prepareStatements(db)
       this.#insertRows = outgoingInsertRows(db)
+      this.#insertBodies = bodiesInsertRows(db)
       this.#commit = new GroupCommit(db, {
         maxBatch,
         commitIntervalMs,
+        beforeCommit: () => {
+          this.#insertDeferred()
+          const error = this.#deferredError
+          this.#deferredError = undefined
+          if (error !== undefined) throw error
+        },
         ...(onCommit ? { onCommit } : {}),
         onCommitError: (error) => {
           logger?.error({ err: error }, 'store commit failed; the batch was rolled back')
@@ -337,7 +354,7 @@ export class SqlitePersistence {
     const brokerId = typeof stored.brokerId === 'string' ? stored.brokerId : null
     const brokerCounter = typeof stored.brokerCounter === 'number' ? stored.brokerCounter : null
     const drops: Array<{ clientId: string; count: number }> = []
-    const done = this.#write(() => {
+    const done = this.#writeDeferring(() => {
       // The sessions that get a copy, one entry per copy; drop-oldest may delete rows here.
       const sessions = this.#sessionsScratch
       const added = this.#addedScratch
@@ -362,9 +379,16 @@ export class SqlitePersistence {
         added.push(clientId)
       }
       if (sessions.length === 0) return
+      const body = this.#allocateBody(Math.ceil(sessions.length / SEQ_PER_BODY))
+      if (sessions.length === 1) {
+        // a failed deferred insert fails the commit, whose rollback also rebuilds the accounting
+        this.#deferredBodies.push(body, brokerId, brokerCounter, 1, bytes, blob)
+        this.#deferredCopies.push(sessions[0] as number, body * SEQ_PER_BODY)
+        if (this.#deferredCopies.length === 2 * INSERT_ROWS_MAX) this.#insertDeferred()
+        return
+      }
       // The packet is stored once, then one row per copy, in as few statements as possible.
       try {
-        const body = this.#allocateBody(Math.ceil(sessions.length / SEQ_PER_BODY))
         sql.bodyInsert.run(body, brokerId, brokerCounter, sessions.length, bytes, blob)
         this.#insertCopies(body, sessions)
       } catch (err) {
@@ -374,7 +398,7 @@ export class SqlitePersistence {
       // No savepoint (it would cost about two thirds of the enqueue): the only exception thrown
       // here (QueueFullError) comes before this write's first statement, and a failing statement
       // fails the whole commit, which rolls the batch back.
-    }, true)
+    })
     // the work above ran already: drops are known, reported once they are committed
     if (drops.length === 0) return done
     return done.then(() => {
@@ -421,6 +445,7 @@ export class SqlitePersistence {
     if (this.#queues.fits(clientId, bytes, this.#limits)) return { fits: true, dropped: 0 }
     const { maxMessages, maxBytes } = this.#limits
     if (this.#options.queuePolicy === 'refuse' || (maxBytes > 0 && bytes > maxBytes)) return { fits: false, dropped: 0 }
+    this.#insertDeferred() // the oldest rows may be among them
     const sql = this.#statements()
     const session = this.#sessionIds.get(clientId)
     let dropped = 0
@@ -782,14 +807,44 @@ export class SqlitePersistence {
     return body
   }
 
-  /** `single`: the work makes at most one write statement, so it needs no savepoint of its own. */
+  /**
+   * `single`: the work makes at most one write statement, so it needs no savepoint of its own.
+   * The deferred enqueues go in first, outside that savepoint: the work may read or delete them.
+   */
   #write<T>(work: () => T, single = false): Promise<T> {
     try {
       this.#statements()
     } catch (err) {
       return Promise.reject(err as Error)
     }
+    this.#insertDeferred()
     return (this.#commit as GroupCommit).run(work, !single)
+  }
+
+  /** #write for the enqueue, which adds to the deferred rows instead of inserting them first. */
+  #writeDeferring<T>(work: () => T): Promise<T> {
+    try {
+      this.#statements()
+    } catch (err) {
+      return Promise.reject(err as Error)
+    }
+    return (this.#commit as GroupCommit).run(work, false) // no savepoint: see #enqueue
+  }
+
+  /** Inserts the deferred rows; a failure is kept for the batch's COMMIT, which then fails. */
+  #insertDeferred(): void {
+    const copies = this.#deferredCopies
+    if (copies.length === 0) return
+    const bodies = this.#deferredBodies
+    try {
+      this.#insertBodies(copies.length / 2).run(...bodies)
+      this.#insertRows(copies.length / 2).run(...copies)
+    } catch (err) {
+      this.#deferredError ??= err
+    } finally {
+      bodies.length = 0
+      copies.length = 0
+    }
   }
 
   /** (Re)builds every in-memory view from the database: at setup and after a failed commit. */

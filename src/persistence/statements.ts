@@ -200,6 +200,18 @@ export const INSERT_ROWS_MAX = 64
  * prepared on first use: one call queues a message for every session it goes to.
  */
 export function outgoingInsertRows(db: Database): (n: number) => Statement<number[]> {
-  const prepared: Array<Statement<number[]> | undefined> = []
-  return (n) => (prepared[n] ??= db.prepare(`INSERT INTO outgoing (session, seq) VALUES ${Array(n).fill('(?, ?)').join(', ')}`) as Statement<number[]>)
+  return insertRows(db, 'INSERT INTO outgoing (session, seq) VALUES', '(?, ?)')
+}
+
+/** The values of one bodies row, in bodiesInsertRows order. */
+export type BodyValues = [id: number, brokerId: string | null, brokerCounter: number | null, refs: number, bytes: number, packet: Blob]
+
+/** `INSERT INTO bodies ... VALUES (...), ...` for n rows (n <= INSERT_ROWS_MAX), prepared on first use. */
+export function bodiesInsertRows(db: Database): (n: number) => Statement<Array<BodyValues[number]>> {
+  return insertRows(db, 'INSERT INTO bodies (id, broker_id, broker_counter, refs, bytes, packet) VALUES', '(?, ?, ?, ?, ?, ?)')
+}
+
+function insertRows<T>(db: Database, insert: string, row: string): (n: number) => Statement<T[]> {
+  const prepared: Array<Statement<T[]> | undefined> = []
+  return (n) => (prepared[n] ??= db.prepare(`${insert} ${Array(n).fill(row).join(', ')}`) as Statement<T[]>)
 }
