@@ -10,6 +10,7 @@ import { decodePacket, encodePacket, payloadBytes, type StoredObject } from './p
 import { QueueAccounting, type QueueLimits } from './queue-accounting.js'
 import { SEQ_PER_BODY } from './schema.js'
 import { bodiesInsertRows, INSERT_ROWS_MAX, outgoingInsertRows, prepareStatements, type BodyValues, type OutgoingRow, type Statements } from './statements.js'
+import { RowHints } from './row-hints.js'
 import { SubscriptionIndex, type MatchedSubscription } from './subscription-index.js'
 import { topicMatches } from '../mqtt/topic-match.js'
 import { hasWildcard, topicRange } from './topic-filter.js'
@@ -127,6 +128,10 @@ export class SqlitePersistence {
   readonly #deferredCopies: number[] = []
   /** a deferred insert that failed: the batch's commit must fail with it */
   #deferredError: unknown
+  /** where a live session's next update and acknowledgement will find their row */
+  readonly #hints = new RowHints()
+  /** client ids recorded as connected: only their messages are worth a hint */
+  readonly #connected = new Set<string>()
   // scratch space of #enqueue and #insertCopies, which run synchronously, one at a time
   readonly #copies = new Map<number, number>()
   readonly #sessionsScratch: number[] = []
@@ -384,6 +389,9 @@ export class SqlitePersistence {
         // a failed deferred insert fails the commit, whose rollback also rebuilds the accounting
         this.#deferredBodies.push(body, brokerId, brokerCounter, 1, bytes, blob)
         this.#deferredCopies.push(sessions[0] as number, body * SEQ_PER_BODY)
+        if (brokerCounter !== null && brokerId === this.#broker?.id && this.#connected.has(added[0] as string)) {
+          this.#hints.queued(brokerCounter, body)
+        }
         if (this.#deferredCopies.length === 2 * INSERT_ROWS_MAX) this.#insertDeferred()
         return
       }
@@ -480,10 +488,18 @@ export class SqlitePersistence {
       const session = this.#sessionIds.get(client.id)
       if (session === undefined) return
       if (brokerId !== null && brokerCounter !== null) {
+        // a message queued for this one session and not sent yet: its row is known
+        const body = brokerId === this.#broker?.id ? this.#hints.takeQueued(brokerCounter) : undefined
+        if (body !== undefined && sql.outgoingSetMessageIdIfQueued.run(messageId, session, body * SEQ_PER_BODY).changes === 1) {
+          this.#queues.change(client.id, 0, false, messageId !== null)
+          if (messageId !== null) this.#hints.inFlight(session, messageId, body * SEQ_PER_BODY)
+          return
+        }
         const row = sql.outgoingByCounter.get({ session, brokerCounter, brokerId })
         if (row) {
           sql.outgoingSetMessageId.run(messageId, session, row.seq)
           this.#queues.change(client.id, 0, row.message_id !== null, messageId !== null)
+          if (messageId !== null) this.#hints.inFlight(session, messageId, row.seq)
           return
         }
       }
@@ -515,7 +531,9 @@ export class SqlitePersistence {
       if (session === undefined) return undefined
       let row: OutgoingRow | undefined
       if (typeof p.messageId === 'number') {
-        row = sql.outgoingFindByMessageId.get(session, p.messageId)
+        const seq = this.#hints.takeInFlight(session, p.messageId)
+        if (seq !== undefined) row = sql.outgoingAtSeq.get(session, seq)
+        if (row?.message_id !== p.messageId) row = sql.outgoingFindByMessageId.get(session, p.messageId)
       } else if (typeof p.brokerId === 'string' && typeof p.brokerCounter === 'number') {
         row = sql.outgoingFindQueuedByCounter.get({ session, brokerCounter: p.brokerCounter, brokerId: p.brokerId })
       } else {
@@ -676,6 +694,7 @@ export class SqlitePersistence {
       const existed = sql.sessionExists.get(clientId) !== undefined
       sql.sessionUpsert.run(clientId, info.protocolVersion, info.expiryIntervalSeconds, atMs)
       if (!existed) this.#sessionCount++
+      this.#connected.add(clientId)
     }, true)
   }
 
@@ -684,6 +703,7 @@ export class SqlitePersistence {
     const sql = this.#statements()
     return this.#write(() => {
       sql.sessionDisconnect.run({ clientId, at: atMs, never: SESSION_NEVER_EXPIRES })
+      this.#connected.delete(clientId)
     }, true)
   }
 
@@ -708,6 +728,7 @@ export class SqlitePersistence {
       this.#index.removeClient(clientId)
       this.#queues.removeClient(clientId)
       this.#sessionIds.delete(clientId)
+      this.#connected.delete(clientId)
     })
   }
 
@@ -850,6 +871,7 @@ export class SqlitePersistence {
   /** (Re)builds every in-memory view from the database: at setup and after a failed commit. */
   #loadState(): void {
     const sql = this.#sql as Statements
+    this.#hints.clear()
     this.#index.clear()
     for (const row of sql.subscriptionsAll.all()) {
       const sub = decodePacket(row.sub) as unknown as SubscriptionLike

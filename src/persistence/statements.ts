@@ -110,6 +110,13 @@ export function prepareStatements(db: Database) {
     outgoingSetMessageId: s<[messageId: number | null, session: number, seq: number]>(
       'UPDATE outgoing SET message_id = ? WHERE session = ? AND seq = ?',
     ),
+    // the hinted row (RowHints) when it is still queued: set by primary key, no search
+    outgoingSetMessageIdIfQueued: s<[messageId: number | null, session: number, seq: number]>(
+      'UPDATE outgoing SET message_id = ? WHERE session = ? AND seq = ? AND message_id IS NULL',
+    ),
+    outgoingAtSeq: s<[session: number, seq: number], OutgoingRow>(
+      `SELECT o.seq, o.message_id, b.bytes, b.packet FROM outgoing o JOIN bodies b ON b.id = ${BODY_OF_O} WHERE o.session = ? AND o.seq = ?`,
+    ),
     outgoingReplace: s<[messageId: number | null, body: number, session: number, seq: number]>(
       'UPDATE outgoing SET message_id = ?, body = ? WHERE session = ? AND seq = ?',
     ),

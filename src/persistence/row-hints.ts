@@ -1,0 +1,81 @@
+/** Hints each map keeps: at least this many of the latest, at most twice as many. */
+export const ROW_HINTS_KEPT = 32_768
+
+const AMBIGUOUS = -1
+const MESSAGE_IDS = 65_536
+
+/**
+ * Where the store last put a row, so that the next look-up of a live session's message is a
+ * primary-key access instead of an index search: the body of a message queued for one session
+ * (by broker counter), and the seq of a copy in flight (by session and packet id). A hint is
+ * only ever a guess: the caller checks the row it points at and falls back to the search, so a
+ * stale or forgotten hint costs one look-up, never a wrong answer. Bounded: an offline session's
+ * messages leave hints nobody takes.
+ */
+export class RowHints {
+  readonly #bodyByCounter = new RecentMap()
+  readonly #seqInFlight = new RecentMap()
+
+  /** The body of a message (of this broker) queued for a single session. */
+  queued(brokerCounter: number, body: number): void {
+    const map = this.#bodyByCounter
+    // one counter queued twice (two separate enqueues): no guess for it
+    map.set(brokerCounter, map.get(brokerCounter) === undefined ? body : AMBIGUOUS)
+  }
+
+  /** The body queued under this broker counter, forgotten once asked. */
+  takeQueued(brokerCounter: number): number | undefined {
+    const body = this.#bodyByCounter.take(brokerCounter)
+    return body === AMBIGUOUS ? undefined : body
+  }
+
+  /** A copy of a session's queue went out with this packet id. */
+  inFlight(session: number, messageId: number, seq: number): void {
+    this.#seqInFlight.set(session * MESSAGE_IDS + messageId, seq)
+  }
+
+  /** The seq of the copy in flight with this packet id, forgotten once asked. */
+  takeInFlight(session: number, messageId: number): number | undefined {
+    return this.#seqInFlight.take(session * MESSAGE_IDS + messageId)
+  }
+
+  /** After a rollback: rows may be gone that hints point at. */
+  clear(): void {
+    this.#bodyByCounter.clear()
+    this.#seqInFlight.clear()
+  }
+}
+
+/**
+ * The latest entries in two generations: a full young map becomes the old one and the previous
+ * old one is dropped whole. (Evicting the oldest entry one at a time walks the holes deletions
+ * leave at the front of a Map, which made every insert slower the longer the store ran.)
+ */
+class RecentMap {
+  #young = new Map<number, number>()
+  #old = new Map<number, number>()
+
+  get(key: number): number | undefined {
+    return this.#young.get(key) ?? this.#old.get(key)
+  }
+
+  set(key: number, value: number): void {
+    if (this.#young.size >= ROW_HINTS_KEPT) {
+      this.#old = this.#young
+      this.#young = new Map()
+    }
+    this.#old.delete(key)
+    this.#young.set(key, value)
+  }
+
+  take(key: number): number | undefined {
+    const value = this.get(key)
+    if (value !== undefined && !this.#young.delete(key)) this.#old.delete(key)
+    return value
+  }
+
+  clear(): void {
+    this.#young.clear()
+    this.#old.clear()
+  }
+}

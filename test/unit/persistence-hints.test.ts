@@ -1,0 +1,110 @@
+import { afterEach, describe, expect, test } from 'vitest'
+import { RowHints, ROW_HINTS_KEPT } from '../../src/persistence/row-hints.js'
+import type { SqlitePersistenceOptions } from '../../src/persistence/options.js'
+import { SqlitePersistence, type PacketLike } from '../../src/persistence/sqlite-persistence.js'
+
+describe('RowHints', () => {
+  test('answers once, and not at all for a counter queued twice', () => {
+    const hints = new RowHints()
+    hints.queued(1, 10)
+    hints.queued(2, 20)
+    hints.queued(2, 21)
+    expect(hints.takeQueued(1)).toBe(10)
+    expect(hints.takeQueued(1)).toBeUndefined()
+    expect(hints.takeQueued(2)).toBeUndefined()
+    hints.inFlight(3, 7, 3072)
+    hints.inFlight(4, 7, 4096) // same packet id, other session
+    expect(hints.takeInFlight(3, 7)).toBe(3072)
+    expect(hints.takeInFlight(3, 7)).toBeUndefined()
+    expect(hints.takeInFlight(4, 7)).toBe(4096)
+  })
+
+  test('keeps the latest ROW_HINTS_KEPT at least, and forgets older ones', () => {
+    const hints = new RowHints()
+    for (let i = 0; i < 3 * ROW_HINTS_KEPT; i++) hints.queued(i, i)
+    expect(hints.takeQueued(0)).toBeUndefined()
+    expect(hints.takeQueued(ROW_HINTS_KEPT - 1)).toBeUndefined()
+    expect(hints.takeQueued(2 * ROW_HINTS_KEPT - 1)).toBe(2 * ROW_HINTS_KEPT - 1) // older generation
+    expect(hints.takeQueued(3 * ROW_HINTS_KEPT - 1)).toBe(3 * ROW_HINTS_KEPT - 1)
+    expect(hints.takeQueued(3 * ROW_HINTS_KEPT - 1)).toBeUndefined()
+    // a counter queued twice across the generations is still ambiguous
+    hints.queued(2 * ROW_HINTS_KEPT, 1)
+    expect(hints.takeQueued(2 * ROW_HINTS_KEPT)).toBeUndefined()
+  })
+})
+
+// The store's answers must not depend on whether a hint was there, stale, or missing.
+describe('SQLite store with hints', () => {
+  const stores: SqlitePersistence[] = []
+  afterEach(async () => {
+    await Promise.all(stores.splice(0).map((s) => s.close()))
+  })
+  async function open(options: Partial<SqlitePersistenceOptions> = {}): Promise<SqlitePersistence> {
+    const store = new SqlitePersistence({ path: ':memory:', ...options })
+    stores.push(store)
+    await store.setup({ id: 'b', counter: 0 })
+    // hints are kept for connected sessions only
+    for (const id of ['c', 'd']) await store.sessionConnected(id, { expiryIntervalSeconds: 3600, protocolVersion: 5 })
+    return store
+  }
+  const message = (n: number, extra: Partial<PacketLike> = {}): PacketLike => ({ cmd: 'publish', topic: 't', payload: Buffer.from(`m${n}`), qos: 1, retain: false, dup: false, brokerId: 'b', brokerCounter: n, ...extra })
+  const queued = async (store: SqlitePersistence, id: string) => (await store.outgoingStream({ id }).toArray()) as PacketLike[]
+
+  test('a counter queued twice for one session: the update takes the first copy, as the search does', async () => {
+    const store = await open()
+    await store.outgoingEnqueue({ clientId: 'c' }, message(1))
+    await store.outgoingEnqueue({ clientId: 'c' }, message(1))
+    await store.outgoingUpdate({ id: 'c' }, { ...message(1), messageId: 5 })
+    expect((await queued(store, 'c')).map((p) => p.messageId)).toEqual([5, undefined])
+  })
+
+  test('an update for another session than the hinted one finds its own row', async () => {
+    const store = await open()
+    await store.outgoingEnqueueCombi([{ clientId: 'c' }], message(1))
+    await store.outgoingEnqueueCombi([{ clientId: 'd' }], message(2))
+    await store.outgoingUpdate({ id: 'd' }, { ...message(1), messageId: 9 }) // d has no m1
+    await store.outgoingUpdate({ id: 'c' }, { ...message(1), messageId: 5 })
+    expect((await queued(store, 'c')).map((p) => p.messageId)).toEqual([5])
+    expect((await queued(store, 'd')).map((p) => p.messageId)).toEqual([undefined])
+  })
+
+  test('a hinted row dropped from a full queue: the update finds nothing, the ack nothing', async () => {
+    const store = await open({ maxQueuedMessages: 1, queuePolicy: 'drop-oldest' })
+    await store.outgoingEnqueueCombi([{ clientId: 'c' }], message(1))
+    await store.outgoingEnqueueCombi([{ clientId: 'c' }], message(2)) // drops m1
+    await store.outgoingUpdate({ id: 'c' }, { ...message(1), messageId: 5 })
+    expect(await store.outgoingClearMessageId({ id: 'c' }, { messageId: 5 })).toBeUndefined()
+    expect((await queued(store, 'c')).map((p) => [String(p.payload), p.messageId])).toEqual([['m2', undefined]])
+  })
+
+  test('the ack of a QoS 2 copy replaced by its PUBREL returns the PUBREL and empties the queue', async () => {
+    const store = await open()
+    await store.outgoingEnqueueCombi([{ clientId: 'c' }], message(1, { qos: 2 }))
+    await store.outgoingUpdate({ id: 'c' }, { ...message(1, { qos: 2 }), messageId: 3 })
+    await store.outgoingUpdate({ id: 'c' }, { cmd: 'pubrel', messageId: 3 })
+    expect(await store.outgoingClearMessageId({ id: 'c' }, { messageId: 3 })).toMatchObject({ cmd: 'pubrel', messageId: 3 })
+    expect(await queued(store, 'c')).toEqual([])
+    expect(store.stats()).toMatchObject({ queued: 0, inflight: 0 })
+  })
+
+  test('a copy sent again under a new packet id: an ack of the old id takes nothing', async () => {
+    const store = await open()
+    await store.outgoingEnqueueCombi([{ clientId: 'c' }], message(1))
+    await store.outgoingUpdate({ id: 'c' }, { ...message(1), messageId: 4 })
+    await store.outgoingUpdate({ id: 'c' }, { ...message(1), messageId: 6 }) // resent after a reconnect
+    expect(await store.outgoingClearMessageId({ id: 'c' }, { messageId: 4 })).toBeUndefined()
+    expect((await queued(store, 'c')).map((p) => p.messageId)).toEqual([6])
+    expect(await store.outgoingClearMessageId({ id: 'c' }, { messageId: 6 })).toMatchObject({ brokerCounter: 1 })
+  })
+
+  test('a packet id in flight again after its ack: the new copy is cleared, not a stale hint', async () => {
+    const store = await open()
+    await store.outgoingEnqueueCombi([{ clientId: 'c' }], message(1))
+    await store.outgoingEnqueueCombi([{ clientId: 'c' }], message(2))
+    await store.outgoingUpdate({ id: 'c' }, { ...message(1), messageId: 4 })
+    expect(await store.outgoingClearMessageId({ id: 'c' }, { messageId: 4 })).toMatchObject({ brokerCounter: 1 })
+    await store.outgoingUpdate({ id: 'c' }, { ...message(2), messageId: 4 })
+    expect(await store.outgoingClearMessageId({ id: 'c' }, { messageId: 4 })).toMatchObject({ brokerCounter: 2 })
+    expect(await queued(store, 'c')).toEqual([])
+  })
+})
