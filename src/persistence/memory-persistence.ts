@@ -1,13 +1,27 @@
 import { createRequire } from 'node:module'
+import { Readable } from 'node:stream'
 import type { Client } from 'aedes'
 
 // The in-memory store of aedes-persistence (the async implementation the beta calls), kept for
 // tests and benchmarks. It is extended only where mqlite needs it: clearing a client's incoming
 // QoS 2 state, which the beta never does for clean sessions, and returning the Subscription
 // Identifier with each topic match (its trie keeps only QoS and options; the SQLite index keeps
-// the whole subscription).
+// the whole subscription). Its outgoing queues are replaced (see OutgoingQueue): each lookup scanned
+// the client's whole queue, which grows to thousands under a flood.
 const require = createRequire(import.meta.url)
-const AsyncMemoryPersistence = require('aedes-persistence/asyncPersistence.js') as new () => MemoryStoreBase
+const AsyncMemoryPersistence = require('aedes-persistence/asyncPersistence.js') as (new () => MemoryStoreBase) & {
+  /** aedes-packet's Packet, as the base class copies queued messages with it */
+  Packet: new (original: OutgoingPacket) => OutgoingPacket
+}
+const { Packet } = AsyncMemoryPersistence
+
+/** A queued message or PUBREL, as far as the queue looks at it. */
+interface OutgoingPacket {
+  cmd?: string
+  brokerId?: string
+  brokerCounter?: number
+  messageId?: number
+}
 
 interface Subscribed {
   topic: string
@@ -26,6 +40,11 @@ interface MemoryStoreBase {
   removeSubscriptions(client: Pick<Client, 'id'>, topics: string[]): Promise<void>
   cleanSubscriptions(client: Pick<Client, 'id'>): Promise<void>
   subscriptionsByTopic(topic: string): Promise<Matched[]>
+  outgoingEnqueue(sub: { clientId: string }, packet: OutgoingPacket): Promise<void>
+  outgoingEnqueueCombi(subs: ReadonlyArray<{ clientId: string }>, packet: OutgoingPacket): Promise<void>
+  outgoingUpdate(client: Pick<Client, 'id'>, packet: OutgoingPacket): Promise<void>
+  outgoingClearMessageId(client: Pick<Client, 'id'>, packet: OutgoingPacket | number | undefined): Promise<OutgoingPacket | undefined>
+  outgoingStream(client: Pick<Client, 'id'>): Readable
   incomingStorePacket(client: Pick<Client, 'id'>, packet: { messageId?: number }): Promise<void>
   incomingDelPacket(client: Pick<Client, 'id'>, packet: { messageId?: number }): Promise<void>
   destroy(): Promise<void>
@@ -36,6 +55,8 @@ export class MemoryPersistence extends AsyncMemoryPersistence {
   readonly #incomingIds = new Map<string, Set<number>>()
   /** client id -> topic filter -> Subscription Identifier */
   readonly #identifiers = new Map<string, Map<string, number>>()
+  /** client id -> its outgoing queue; the base class's own queues are never used */
+  readonly #outgoing = new Map<string, OutgoingQueue>()
 
   override async addSubscriptions(client: Pick<Client, 'id'>, subs: Subscribed[]): Promise<void> {
     await super.addSubscriptions(client, subs)
@@ -72,6 +93,53 @@ export class MemoryPersistence extends AsyncMemoryPersistence {
     return matches
   }
 
+  override async outgoingEnqueue(sub: { clientId: string }, packet: OutgoingPacket): Promise<void> {
+    this.#queueOf(sub.clientId).push(new Packet(packet))
+  }
+
+  /** One copy per subscription, as the base class does: a client listed twice gets two. */
+  override async outgoingEnqueueCombi(subs: ReadonlyArray<{ clientId: string }>, packet: OutgoingPacket): Promise<void> {
+    for (const sub of subs) this.#queueOf(sub.clientId).push(new Packet(packet))
+  }
+
+  /**
+   * Records the packet id given to a queued message (matched by brokerId + brokerCounter), or
+   * replaces the oldest message holding `packet`'s id under another brokerId (a PUBREL has none) by
+   * `packet` itself, in its place in the queue: a PUBREL after PUBREC. A message of the same broker
+   * with another counter only reuses the id, and is kept. Rejects if nothing matches, as the base did.
+   */
+  override async outgoingUpdate(client: Pick<Client, 'id'>, packet: OutgoingPacket): Promise<void> {
+    if (this.#outgoing.get(client.id)?.update(packet)) return
+    throw new Error('no such packet')
+  }
+
+  /**
+   * Deletes and returns the message (or PUBREL) with `packet`'s id. Without an id it deletes one
+   * queued (id-less) copy: the one with `packet`'s brokerId + brokerCounter if it has them, else the
+   * oldest; the SQLite store does the same. Resolves undefined if nothing matches.
+   */
+  override async outgoingClearMessageId(
+    client: Pick<Client, 'id'>,
+    packet: OutgoingPacket | number | undefined,
+  ): Promise<OutgoingPacket | undefined> {
+    const queue = this.#outgoing.get(client.id)
+    if (!queue) return undefined
+    const removed = queue.clear(typeof packet === 'object' && packet !== null ? packet : {})
+    if (queue.size === 0) this.#outgoing.delete(client.id)
+    return removed
+  }
+
+  /** The queue as it is now: later changes do not reach a stream already open. */
+  override outgoingStream(client: Pick<Client, 'id'>): Readable {
+    return Readable.from(this.#outgoing.get(client.id)?.snapshot() ?? [])
+  }
+
+  #queueOf(clientId: string): OutgoingQueue {
+    let queue = this.#outgoing.get(clientId)
+    if (!queue) this.#outgoing.set(clientId, (queue = new OutgoingQueue()))
+    return queue
+  }
+
   override async incomingStorePacket(client: Pick<Client, 'id'>, packet: { messageId?: number }): Promise<void> {
     await super.incomingStorePacket(client, packet)
     if (packet.messageId === undefined) return
@@ -92,4 +160,152 @@ export class MemoryPersistence extends AsyncMemoryPersistence {
     this.#incomingIds.delete(client.id)
     for (const messageId of ids) await super.incomingDelPacket(client, { messageId }).catch(() => {})
   }
+}
+
+/** A seq, or the seqs in ascending (queue) order when several packets share an index key. */
+type Seqs = number | number[]
+
+/**
+ * One client's outgoing queue. Packets are keyed by a sequence number that only grows, so the Map's
+ * insertion order is the queue order and a delete anywhere is O(1); the indexes find a packet by
+ * brokerId + brokerCounter and by packet id without scanning. Only packets with a packet id are in
+ * the packet-id index: the many queued ones not yet sent have none.
+ */
+class OutgoingQueue {
+  readonly #packets = new Map<number, OutgoingPacket>()
+  #nextSeq = 0
+  /** brokerId -> brokerCounter -> seq(s): one client can hold copies of one message */
+  readonly #byCounter = new Map<string, Map<number, Seqs>>()
+  /** packet id -> seq(s): an id can be reused while an older holder is still queued */
+  readonly #byMessageId = new Map<number, Seqs>()
+
+  get size(): number {
+    return this.#packets.size
+  }
+
+  push(packet: OutgoingPacket): void {
+    const seq = this.#nextSeq++
+    this.#packets.set(seq, packet)
+    this.#index(seq, packet)
+  }
+
+  /** See MemoryPersistence.outgoingUpdate; false if no packet matches. */
+  update(packet: OutgoingPacket): boolean {
+    if (packet.brokerId !== undefined && packet.brokerCounter !== undefined) {
+      const seq = first(this.#byCounter.get(packet.brokerId)?.get(packet.brokerCounter))
+      if (seq !== undefined) {
+        const stored = this.#packets.get(seq)!
+        this.#unindexMessageId(seq, stored)
+        stored.messageId = packet.messageId
+        this.#indexMessageId(seq, stored)
+        return true
+      }
+    }
+    if (packet.messageId === undefined) return false
+    const seq = this.#firstWithMessageId(packet.messageId, (stored) => stored.brokerId !== packet.brokerId)
+    if (seq === undefined) return false
+    this.#unindex(seq, this.#packets.get(seq)!)
+    // set() on a present key keeps its place in the iteration order: the queue position
+    this.#packets.set(seq, packet)
+    this.#index(seq, packet)
+    return true
+  }
+
+  /** See MemoryPersistence.outgoingClearMessageId. */
+  clear(packet: OutgoingPacket): OutgoingPacket | undefined {
+    let seq: number | undefined
+    if (packet.messageId !== undefined) {
+      seq = this.#firstWithMessageId(packet.messageId, () => true)
+    } else if (packet.brokerId !== undefined && packet.brokerCounter !== undefined) {
+      seq = this.#firstQueuedCopy(packet.brokerId, packet.brokerCounter)
+    } else {
+      seq = this.#oldestQueued()
+    }
+    if (seq === undefined) return undefined
+    const removed = this.#packets.get(seq)!
+    this.#packets.delete(seq)
+    this.#unindex(seq, removed)
+    return removed
+  }
+
+  /** A shallow copy, as the base class streamed: the packets themselves are shared. */
+  snapshot(): OutgoingPacket[] {
+    return Array.from(this.#packets.values())
+  }
+
+  #firstWithMessageId(messageId: number, accept: (stored: OutgoingPacket) => boolean): number | undefined {
+    const seqs = this.#byMessageId.get(messageId)
+    if (typeof seqs === 'number') return accept(this.#packets.get(seqs)!) ? seqs : undefined
+    return seqs?.find((seq) => accept(this.#packets.get(seq)!))
+  }
+
+  #firstQueuedCopy(brokerId: string, brokerCounter: number): number | undefined {
+    const seqs = this.#byCounter.get(brokerId)?.get(brokerCounter)
+    if (typeof seqs === 'number') return this.#packets.get(seqs)!.messageId === undefined ? seqs : undefined
+    return seqs?.find((seq) => this.#packets.get(seq)!.messageId === undefined)
+  }
+
+  /** A scan from the head: only reached for a packet with neither an id nor a broker counter. */
+  #oldestQueued(): number | undefined {
+    for (const [seq, stored] of this.#packets) if (stored.messageId === undefined) return seq
+    return undefined
+  }
+
+  // A packet without brokerId or brokerCounter (a PUBREL) is never looked up by them, so it is not
+  // indexed by them either: the PUBRELs of a QoS 2 flood would share one key.
+  #index(seq: number, packet: OutgoingPacket): void {
+    const { brokerId, brokerCounter } = packet
+    if (brokerId !== undefined && brokerCounter !== undefined) {
+      let byCounter = this.#byCounter.get(brokerId)
+      if (!byCounter) this.#byCounter.set(brokerId, (byCounter = new Map()))
+      byCounter.set(brokerCounter, withSeq(byCounter.get(brokerCounter), seq))
+    }
+    this.#indexMessageId(seq, packet)
+  }
+
+  #unindex(seq: number, packet: OutgoingPacket): void {
+    const { brokerId, brokerCounter } = packet
+    const byCounter = brokerId === undefined ? undefined : this.#byCounter.get(brokerId)
+    if (byCounter && brokerCounter !== undefined) {
+      const rest = withoutSeq(byCounter.get(brokerCounter), seq)
+      if (rest === undefined) byCounter.delete(brokerCounter)
+      else byCounter.set(brokerCounter, rest)
+      if (byCounter.size === 0) this.#byCounter.delete(brokerId as string)
+    }
+    this.#unindexMessageId(seq, packet)
+  }
+
+  #indexMessageId(seq: number, packet: OutgoingPacket): void {
+    if (packet.messageId === undefined) return
+    this.#byMessageId.set(packet.messageId, withSeq(this.#byMessageId.get(packet.messageId), seq))
+  }
+
+  #unindexMessageId(seq: number, packet: OutgoingPacket): void {
+    if (packet.messageId === undefined) return
+    const rest = withoutSeq(this.#byMessageId.get(packet.messageId), seq)
+    if (rest === undefined) this.#byMessageId.delete(packet.messageId)
+    else this.#byMessageId.set(packet.messageId, rest)
+  }
+}
+
+function first(seqs: Seqs | undefined): number | undefined {
+  return typeof seqs === 'number' ? seqs : seqs?.[0]
+}
+
+/** `seqs` with `seq` in its ascending place: a replaced packet keeps an older seq. */
+function withSeq(seqs: Seqs | undefined, seq: number): Seqs {
+  if (seqs === undefined) return seq
+  const list = typeof seqs === 'number' ? [seqs] : seqs
+  let at = list.length
+  while (at > 0 && list[at - 1]! > seq) at--
+  list.splice(at, 0, seq)
+  return list
+}
+
+/** `seqs` without `seq`; undefined once empty, a plain seq once single. */
+function withoutSeq(seqs: Seqs | undefined, seq: number): Seqs | undefined {
+  if (typeof seqs !== 'object') return seqs === seq ? undefined : seqs
+  const at = seqs.indexOf(seq)
+  if (at >= 0) seqs.splice(at, 1)
+  return seqs.length === 1 ? seqs[0] : seqs
 }
