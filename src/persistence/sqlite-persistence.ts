@@ -18,6 +18,9 @@ import { hasWildcard, topicRange } from './topic-filter.js'
 /** A session expiry interval of 0xFFFFFFFF seconds means "never expires" [MQTT-3.1.2.11.2]. */
 export const SESSION_NEVER_EXPIRES = 0xffffffff
 
+/** Values per bodies row (BodyValues). */
+const BODY_VALUES = 6
+
 /** What aedes passes as a client: the store only reads the id. */
 export interface ClientRef {
   id: string
@@ -121,8 +124,8 @@ export class SqlitePersistence {
   #insertBodies: (n: number) => Statement<Array<BodyValues[number]>> = () => {
     throw new StoreClosedError('not set up')
   }
-  // Single-copy enqueues of the open batch, not inserted yet: they go in INSERT_ROWS_MAX at a time
-  // (a third of the cost of two statements per message), and the rest before anything else
+  // Rows of the open batch's enqueues, not inserted yet: they go in INSERT_ROWS_MAX at a time
+  // (a third of the cost of a statement or two per message), and the rest before anything else
   // touches the database and before COMMIT (#insertDeferred). Their promises settle with that COMMIT.
   readonly #deferredBodies: Array<BodyValues[number]> = []
   readonly #deferredCopies: number[] = []
@@ -132,11 +135,10 @@ export class SqlitePersistence {
   readonly #hints = new RowHints()
   /** client ids recorded as connected: only their messages are worth a hint */
   readonly #connected = new Set<string>()
-  // scratch space of #enqueue and #insertCopies, which run synchronously, one at a time
+  // scratch space of #enqueue and #deferCopies, which run synchronously, one at a time
   readonly #copies = new Map<number, number>()
   readonly #sessionsScratch: number[] = []
   readonly #addedScratch: string[] = []
-  readonly #argsScratch: number[] = []
   #commit: GroupCommit | undefined
   #broker: BrokerRef | undefined
   #retainedCount = 0
@@ -384,28 +386,19 @@ export class SqlitePersistence {
         added.push(clientId)
       }
       if (sessions.length === 0) return
+      // The packet is stored once, then one row per copy, deferred to multi-row statements. No
+      // savepoint (it would cost about two thirds of the enqueue): the only exception thrown here
+      // (QueueFullError) comes before anything is written, and a failed deferred insert fails the
+      // commit, whose rollback also rebuilds the queue accounting.
       const body = this.#allocateBody(Math.ceil(sessions.length / SEQ_PER_BODY))
-      if (sessions.length === 1) {
-        // a failed deferred insert fails the commit, whose rollback also rebuilds the accounting
-        this.#deferredBodies.push(body, brokerId, brokerCounter, 1, bytes, blob)
-        this.#deferredCopies.push(sessions[0] as number, body * SEQ_PER_BODY)
-        if (brokerCounter !== null && brokerId === this.#broker?.id && this.#connected.has(added[0] as string)) {
-          this.#hints.queued(brokerCounter, body)
-        }
-        if (this.#deferredCopies.length === 2 * INSERT_ROWS_MAX) this.#insertDeferred()
-        return
+      this.#deferredBodies.push(body, brokerId, brokerCounter, sessions.length, bytes, blob)
+      this.#deferCopies(body, sessions)
+      if (sessions.length === 1 && brokerCounter !== null && brokerId === this.#broker?.id && this.#connected.has(added[0] as string)) {
+        this.#hints.queued(brokerCounter, body)
       }
-      // The packet is stored once, then one row per copy, in as few statements as possible.
-      try {
-        sql.bodyInsert.run(body, brokerId, brokerCounter, sessions.length, bytes, blob)
-        this.#insertCopies(body, sessions)
-      } catch (err) {
-        for (const clientId of added) this.#queues.remove(clientId, bytes, false)
-        throw err
+      if (this.#deferredCopies.length >= 2 * INSERT_ROWS_MAX || this.#deferredBodies.length >= BODY_VALUES * INSERT_ROWS_MAX) {
+        this.#insertDeferred()
       }
-      // No savepoint (it would cost about two thirds of the enqueue): the only exception thrown
-      // here (QueueFullError) comes before this write's first statement, and a failing statement
-      // fails the whole commit, which rolls the batch back.
     })
     // the work above ran already: drops are known, reported once they are committed
     if (drops.length === 0) return done
@@ -415,34 +408,30 @@ export class SqlitePersistence {
   }
 
   /**
-   * The rows of one message: seq body * SEQ_PER_BODY + k for a session's k-th copy (a session
-   * listed twice gets two), body left NULL (it is seq / SEQ_PER_BODY) up to SEQ_PER_BODY copies.
+   * Defers the rows of one message: seq body * SEQ_PER_BODY + k for a session's k-th copy (a
+   * session listed twice gets two), body left NULL (it is seq / SEQ_PER_BODY) up to SEQ_PER_BODY
+   * copies.
    */
-  #insertCopies(body: number, sessions: readonly number[]): void {
-    const sql = this.#statements()
+  #deferCopies(body: number, sessions: readonly number[]): void {
     const base = body * SEQ_PER_BODY
+    const deferred = this.#deferredCopies
     if (sessions.length === 1) {
-      this.#insertRows(1).run(sessions[0] as number, base)
+      deferred.push(sessions[0] as number, base)
       return
     }
     const copies = this.#copies
     copies.clear()
-    const args = this.#argsScratch
-    args.length = 0
     for (const session of sessions) {
       const copy = copies.get(session) ?? 0
       copies.set(session, copy + 1)
-      if (copy >= SEQ_PER_BODY) {
-        sql.outgoingInsertDisplaced.run(session, base + copy, body)
+      if (copy < SEQ_PER_BODY) {
+        deferred.push(session, base + copy)
         continue
       }
-      args.push(session, base + copy)
-      if (args.length === 2 * INSERT_ROWS_MAX) {
-        this.#insertRows(INSERT_ROWS_MAX).run(...args)
-        args.length = 0
-      }
+      // a session listed more than SEQ_PER_BODY times: its row names the body (inserted first)
+      this.#insertDeferred()
+      this.#statements().outgoingInsertDisplaced.run(session, base + copy, body)
     }
-    if (args.length > 0) this.#insertRows(args.length / 2).run(...args)
   }
 
   /**
@@ -854,12 +843,12 @@ export class SqlitePersistence {
 
   /** Inserts the deferred rows; a failure is kept for the batch's COMMIT, which then fails. */
   #insertDeferred(): void {
-    const copies = this.#deferredCopies
-    if (copies.length === 0) return
     const bodies = this.#deferredBodies
+    const copies = this.#deferredCopies
+    if (bodies.length === 0 && copies.length === 0) return
     try {
-      this.#insertBodies(copies.length / 2).run(...bodies)
-      this.#insertRows(copies.length / 2).run(...copies)
+      for (const rows of chunks(bodies, BODY_VALUES * INSERT_ROWS_MAX)) this.#insertBodies(rows.length / BODY_VALUES).run(...rows)
+      for (const rows of chunks(copies, 2 * INSERT_ROWS_MAX)) this.#insertRows(rows.length / 2).run(...rows)
     } catch (err) {
       this.#deferredError ??= err
     } finally {
@@ -943,4 +932,12 @@ function decodeOutgoing(row: OutgoingRow): StoredObject {
   const packet = decodePacket(row.packet)
   packet.messageId = row.message_id ?? undefined
   return packet
+}
+
+/** `values` in slices of at most `size` (itself when it fits: the usual case, no copy). */
+function chunks<T>(values: T[], size: number): T[][] {
+  if (values.length <= size) return [values]
+  const slices: T[][] = []
+  for (let at = 0; at < values.length; at += size) slices.push(values.slice(at, at + size))
+  return slices
 }

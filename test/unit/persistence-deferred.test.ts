@@ -65,6 +65,18 @@ describe('deferred enqueue inserts', () => {
     expect(store.stats().queued).toBe(165)
   })
 
+  test('a session listed more than 1,024 times for one message gets every copy, in order', async () => {
+    const store = await open()
+    const subs = Array.from({ length: 1030 }, () => ({ clientId: 'c' }))
+    await Promise.all([store.outgoingEnqueueCombi([{ clientId: 'c' }], message(1)), store.outgoingEnqueueCombi(subs, message(2)), store.outgoingEnqueueCombi([{ clientId: 'c' }], message(3))])
+    const list = payloads(await queued(store, 'c'))
+    expect(list).toEqual(['m1', ...Array(1030).fill('m2'), 'm3'])
+    expect(store.stats().queued).toBe(1032)
+    // each copy is a row of its own: clearing them one by one empties the queue
+    for (let i = 0; i < 1032; i++) await store.outgoingClearMessageId({ id: 'c' }, undefined)
+    expect(await queued(store, 'c')).toEqual([])
+  })
+
   test('a deferred insert that fails rejects its whole batch and keeps nothing of it', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mqlite-deferred-'))
     dirs.push(dir)
@@ -78,7 +90,7 @@ describe('deferred enqueue inserts', () => {
     for (const n of range(1, 12)) await store.outgoingEnqueueCombi([{ clientId: 'c' }], message(n))
     await store.outgoingEnqueueCombi([{ clientId: 'c' }], message(5)) // a second copy of m5, committed
     const batch = [
-      ...range(13, 16).map((n) => store.outgoingEnqueueCombi([{ clientId: 'c' }], message(n))),
+      ...range(13, 16).map((n) => store.outgoingEnqueueCombi(n === 14 ? [{ clientId: 'c' }, { clientId: 'd' }] : [{ clientId: 'c' }], message(n))),
       // a write of the same batch: it inserts the deferred rows first, and fails with them
       store.outgoingUpdate({ id: 'c' }, { ...message(5), messageId: 5 }),
     ]
@@ -87,6 +99,7 @@ describe('deferred enqueue inserts', () => {
     const list = await queued(store, 'c')
     expect(payloads(list)).toEqual([...range(1, 12).map((n) => `m${n}`), 'm5'])
     expect(list.every((p) => p.messageId === undefined)).toBe(true)
+    expect(await queued(store, 'd')).toEqual([])
     expect(store.stats()).toMatchObject({ queued: 13, inflight: 0 })
     // the store goes on: the next batch commits
     await store.outgoingEnqueueCombi([{ clientId: 'c' }], message(17))
