@@ -4,6 +4,7 @@ import type { EventEmitter } from 'node:events'
 import type { Duplex, Writable } from 'node:stream'
 import mqttPacket from 'mqtt-packet'
 import type { TopicMatcher } from '../mqtt/match-cache.js'
+import type { OutgoingPublish } from '../mqtt/publish-encoder.js'
 
 // The fields of aedes 2.0.0-beta.1's objects that mqlite reads or sets and that aedes's typings
 // do not declare, in one place: re-check this file (and patches/) when the pinned version changes.
@@ -59,6 +60,8 @@ export interface BrokerInternals {
   handle: (conn: Duplex, req?: IncomingMessage) => Client
   /** mqemitter; its qlobber holds every live subscription */
   mq: { _matcher: TopicMatcher }
+  /** mqlite's encoder of outgoing packets, read by the patched write.js; undefined: mqtt-packet's */
+  encodeOutgoing?: (packet: OutgoingPublish, protocolVersion: number) => Buffer | undefined
   /** client ids whose session a new connection is taking over */
   _takingOver: Set<string>
   /** cancel this node's Session Expiry timer of a client id */

@@ -24,6 +24,7 @@ import { installEnhancedAuth, takeEnhancedOutcome } from './enhanced-auth.js'
 import { PublishRefusedError } from '../errors.js'
 import { brokerInternals, clientInternals, writeDirect } from './aedes-internals.js'
 import { cacheTopicMatches } from '../mqtt/match-cache.js'
+import { createPublishEncoder } from '../mqtt/publish-encoder.js'
 
 /** Where the broker reports a message it did not deliver to one subscriber. */
 export type DropListener = (reason: DropReason | 'queue_full') => void
@@ -179,6 +180,8 @@ export async function createAedes({
   slimClientListeners(broker)
   usePrototypeFreeMaps(broker)
   cacheTopicMatches(brokerInternals(broker).mq._matcher)
+  // read by the patched write.js: plain PUBLISH packets as one buffer each
+  brokerInternals(broker).encodeOutgoing = createPublishEncoder()
   guards.attach(broker)
   const retained = await limitRetained(store as unknown as Parameters<typeof limitRetained>[0], config.limits, limitStats)
   // read by the patched SUBSCRIBE and CONNACK handlers
