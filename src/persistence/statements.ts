@@ -199,12 +199,12 @@ export function prepareStatements(db: Database) {
 
 export type Statements = ReturnType<typeof prepareStatements>
 
-/** Copies per multi-row INSERT: larger fan-outs take several statements. */
+/** Rows per multi-row INSERT: more take several statements. */
 export const INSERT_ROWS_MAX = 64
 
 /**
  * `INSERT INTO outgoing (session, seq) VALUES (?, ?), ...` for n rows (n <= INSERT_ROWS_MAX),
- * prepared on first use: one call queues a message for every session it goes to.
+ * prepared on first use: the queued copies of a batch's messages go in that many at a time.
  */
 export function outgoingInsertRows(db: Database): (n: number) => Statement<number[]> {
   return insertRows(db, 'INSERT INTO outgoing (session, seq) VALUES', '(?, ?)')
