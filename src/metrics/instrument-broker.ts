@@ -5,7 +5,7 @@ import { tapInbound, type WirePacket } from '../broker/packet-taps.js'
 import { connectionInfo } from '../broker/connection-info.js'
 import { CONNECT_RESULTS, connectResult, type BrokerStats, type CountingSocket } from './broker-stats.js'
 import { createPublishTracker } from './publish-tracker.js'
-import { clientInternals } from '../broker/aedes-internals.js'
+import { brokerInternals, clientInternals } from '../broker/aedes-internals.js'
 
 // Where each number comes from, in aedes 2.0.0-beta.1 (see docs/metrics.md for the meanings):
 // - received: the connection's MQTT parser, before aedes looks at the packet;
@@ -38,7 +38,6 @@ interface BrokerInternals {
   persistence: { outgoingEnqueueCombi(subs: unknown[], packet: TrackedPacket): Promise<void> }
   publish(packet: IncomingPublish, client: unknown, done: unknown): void
   subscribe(topic: string, deliver: Deliver, done: unknown): void
-  unsubscribe(topic: string, deliver: Deliver, done: unknown): void
 }
 
 /**
@@ -86,26 +85,22 @@ export function instrumentBroker(broker: Aedes, stats: BrokerStats): void {
     socket.on('close', socketClosed)
   })
 
-  // A subscription matched. Every live subscription reaches mqemitter through broker.subscribe:
-  // each client's (aedes) and each shared-subscription group's (mqlite), so the listener is
-  // wrapped there, once per subscribe. Like aedes, a filter starting with a wildcard does not
-  // match a $-topic [MQTT-4.7.2-1].
-  const wrappers = new WeakMap<Deliver, Deliver>()
+  // A live subscription matched: mqemitter's matcher (whose answers are cached per topic) has a
+  // listener for the topic. Every live subscription reaches it through broker.subscribe: each
+  // client's (aedes) and each shared-subscription group's (mqlite); those whose filter starts
+  // with a wildcard are noted there, as they never take a $-topic [MQTT-4.7.2-1].
+  const wildcardListeners = new WeakSet<Deliver>()
   const subscribe = internals.subscribe
-  const unsubscribe = internals.unsubscribe
   internals.subscribe = function (this: BrokerInternals, topic, deliver, done) {
-    const wildcard = topic.charCodeAt(0) === 43 /* + */ || topic.charCodeAt(0) === 35 /* # */
-    const wrapped: Deliver = (packet, callback) => {
-      if (packet.brokerId === brokerId && !(wildcard && packet.topic.charCodeAt(0) === 36 /* $ */)) {
-        tracker.markMatched(packet.brokerCounter)
-      }
-      deliver(packet, callback)
-    }
-    wrappers.set(deliver, wrapped)
-    subscribe.call(this, topic, wrapped, done)
+    if (topic.charCodeAt(0) === 43 /* + */ || topic.charCodeAt(0) === 35 /* # */) wildcardListeners.add(deliver)
+    subscribe.call(this, topic, deliver, done)
   }
-  internals.unsubscribe = function (this: BrokerInternals, topic, deliver, done) {
-    unsubscribe.call(this, topic, wrappers.get(deliver) ?? deliver, done)
+  const matcher = brokerInternals(broker).mq._matcher
+  const liveSubscriber = (topic: string): boolean => {
+    const listeners = matcher.match(topic) as Deliver[]
+    if (topic.charCodeAt(0) !== 36 /* $ */) return listeners.length > 0
+    for (const listener of listeners) if (!wildcardListeners.has(listener)) return true
+    return false
   }
 
   broker.on('connackSent', (packet, client) => {
@@ -141,7 +136,7 @@ export function instrumentBroker(broker: Aedes, stats: BrokerStats): void {
   const published = broker.published
   broker.published = (packet, client, callback) => {
     const seq = (packet as IncomingPublish).mqliteSeq
-    if (seq !== undefined && packet.retain !== true && tracker.matched(seq) === false) stats.drop('no_subscribers')
+    if (seq !== undefined && packet.retain !== true && tracker.matched(seq) === false && !liveSubscriber(packet.topic)) stats.drop('no_subscribers')
     published.call(broker, packet, client, callback)
   }
 
@@ -149,6 +144,10 @@ export function instrumentBroker(broker: Aedes, stats: BrokerStats): void {
   // at; the reconnect queue drain reaches here with aedes's QoSPacket (the only caller that has
   // `writeCallback` set already), which aedes then drops if it expired or the session restarted.
   const authorizeForward = broker.authorizeForward
+  // The copies of one message go out one after another in the same turn: the first one's age
+  // serves its fan-out (one clock read per message, not per subscriber).
+  let agedCounter = -1
+  let agedSeconds = -1
   broker.authorizeForward = (client, packet) => {
     const out = authorizeForward.call(broker, client, packet) as TrackedPacket | null | undefined
     const p = packet as TrackedPacket
@@ -166,8 +165,12 @@ export function instrumentBroker(broker: Aedes, stats: BrokerStats): void {
     }
     sent[out.qos]!++
     if (p.brokerId === brokerId) {
-      const ageMs = tracker.ageMs(p.brokerCounter, performance.now())
-      if (ageMs >= 0) latency.observe(ageMs / 1000)
+      if (p.brokerCounter !== agedCounter) {
+        agedCounter = p.brokerCounter
+        const ageMs = tracker.ageMs(agedCounter, performance.now())
+        agedSeconds = ageMs >= 0 ? ageMs / 1000 : -1
+      }
+      if (agedSeconds >= 0) latency.observe(agedSeconds)
     }
     return out
   }
