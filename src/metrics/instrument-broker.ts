@@ -11,8 +11,8 @@ import { brokerInternals, clientInternals } from '../broker/aedes-internals.js'
 // - received: the connection's MQTT parser, before aedes looks at the packet;
 // - sent, latency: `authorizeForward`, the last synchronous step before aedes writes a PUBLISH
 //   (after the delivery planner chose the QoS and the outbound window let it go);
-// - no_subscribers: the `published` hook, once aedes has offered the message to every live
-//   subscription (broker.subscribe listeners) and to the offline queues;
+// - no_subscribers: the `published` hook, once aedes has offered the message to the offline
+//   queues, from those and from the topic's live listeners (broker.subscribe) in mqemitter;
 // - expired, not_authorized on the queue drain: `authorizeForward` again (aedes decides those
 //   right after it, from the same fields);
 // - too_large (inbound): the clientError/connectionError aedes emits when it refuses the frame;
