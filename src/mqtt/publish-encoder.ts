@@ -58,11 +58,14 @@ export function encodePublish(packet: OutgoingPublish, protocolVersion: number):
 export function createPublishEncoder(): (packet: OutgoingPublish, protocolVersion: number) => Buffer | undefined {
   let last: { topic: unknown; payload: unknown; flags: number; bytes: Buffer } | undefined
   return (packet, protocolVersion) => {
+    // other packets (acknowledgements between two copies) neither use nor clear the last one
+    if (packet.cmd !== 'publish') return undefined
     if (packet.qos !== 0 && packet.qos !== undefined) return encodePublish(packet, protocolVersion)
-    if (protocolVersion === 5 && packet.properties !== undefined && !isEmpty(packet.properties)) return undefined
     const flags = (packet.dup ? 1 : 0) | (packet.retain ? 2 : 0) | (protocolVersion === 5 ? 4 : 0)
-    if (packet.cmd === 'publish' && last !== undefined && last.topic === packet.topic && last.payload === packet.payload && last.flags === flags) {
-      return last.bytes
+    if (last !== undefined && last.topic === packet.topic && last.payload === packet.payload && last.flags === flags) {
+      // the bytes carry no properties: only a copy without any may have them
+      if (protocolVersion !== 5 || packet.properties === undefined || isEmpty(packet.properties)) return last.bytes
+      return undefined
     }
     const bytes = encodePublish(packet, protocolVersion)
     last = bytes === undefined ? undefined : { topic: packet.topic, payload: packet.payload, flags, bytes }

@@ -63,6 +63,9 @@ describe('createPublishEncoder', () => {
     expect(v5).toEqual(generate({ cmd: 'publish', topic, payload, qos: 0 }, 5))
     expect(encode({ cmd: 'publish', topic, payload, qos: 0, properties: { subscriptionIdentifier: 4 } }, 5)).toBeUndefined()
     expect(encode({ cmd: 'publish', topic, payload, qos: 0 }, 5)).toBe(v5)
+    // an acknowledgement written between two copies leaves the shared bytes alone
+    expect(encode({ cmd: 'puback', messageId: 1 }, 4)).toBeUndefined()
+    expect(encode({ cmd: 'publish', topic, payload, qos: 0 }, 5)).toBe(v5)
     const qos1 = encode({ cmd: 'publish', topic, payload, qos: 1, messageId: 2 }, 4)
     expect(qos1).toEqual(generate({ cmd: 'publish', topic, payload, qos: 1, messageId: 2 }, 4))
     expect(encode({ cmd: 'publish', topic, payload, qos: 1, messageId: 3 }, 4)).not.toEqual(qos1)
