@@ -88,10 +88,13 @@ export function manageSessions(broker: Aedes, store: SessionStore, logger: Logge
   }
 }
 
-/** Publishes the will stored for a client, if any, and deletes it. */
-async function publishStoredWill(broker: Aedes, store: SessionStore, logger: Logger, clientId: string): Promise<void> {
+/**
+ * Publishes the will stored for a client, if any, and deletes it; with `brokerId`, only a will
+ * that broker stored (a client back on another broker meanwhile has a will of its own).
+ */
+async function publishStoredWill(broker: Aedes, store: SessionStore, logger: Logger, clientId: string, brokerId?: string): Promise<void> {
   const will = (await store.getWill({ id: clientId })) as (PublishPacket & { brokerId?: string }) | undefined
-  if (!will) return
+  if (!will || (brokerId !== undefined && will.brokerId !== brokerId)) return
   dropWillDelayInterval(will)
   await new Promise<void>((resolve) => {
     broker.publish(will, (err) => {
@@ -112,7 +115,7 @@ async function publishLeftoverWills(broker: Aedes, store: SessionStore, logger: 
     const delaySeconds = (will.properties as { willDelayInterval?: number } | undefined)?.willDelayInterval ?? 0
     const fire = (): void => {
       if (internals.clients[will.clientId]) return // back before the delay ran out: no will
-      publishStoredWill(broker, store, logger, will.clientId).catch((err: unknown) => logger.error({ err }, 'cannot publish a will'))
+      publishStoredWill(broker, store, logger, will.clientId, will.brokerId).catch((err: unknown) => logger.error({ err }, 'cannot publish a will'))
     }
     if (delaySeconds <= 0) {
       fire()

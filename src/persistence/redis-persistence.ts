@@ -73,8 +73,9 @@ const AedesPacket = require('aedes-packet') as new (original: object, broker?: o
  * - Subscription matching is served from an in-memory index on every node, loaded at setup and
  *   kept in step through a pub/sub channel (reloaded whenever that channel reconnects).
  * - Retained wildcard reads walk a lexically sorted set of topics over the filter's literal prefix.
- * - Wills of a dead node are claimed with SET NX, so exactly one survivor publishes each; a
- *   takeover's late cleanup on the old node never deletes the new connection's will.
+ * - A will of a dead node is taken (read and deleted in one script) by one survivor, once the
+ *   owner's liveness key has lapsed, so exactly one publishes it; a takeover's late cleanup on
+ *   the old node never deletes the new connection's will.
  * - Commands fail at once while Redis is unreachable (no offline queue): the broker refuses
  *   rather than acknowledges what it could not store. `ready` reports the connections' state.
  */
@@ -497,16 +498,32 @@ export class RedisPersistence {
     return blob ? decodePacket(blob) : undefined
   }
 
-  /** Wills stored by brokers not in `brokers` (the live ones), each claimed by this node first. */
+  /**
+   * Wills stored by brokers not in `brokers` (the live ones), each taken (read and deleted in one
+   * script) by this node, once the owner's liveness key has lapsed: the taker publishes it.
+   */
   streamWill(brokers: Readonly<Record<string, unknown>> = {}): Readable {
     if (this.#state !== 'open') return closedStream(this.#state)
     return Readable.from(this.#claimWills((broker) => !(Object.hasOwn(brokers, broker) && Boolean(brokers[broker]))))
   }
 
-  /** Wills a previous run of this node left (its clients were cut off when it stopped). */
+  /**
+   * Wills a previous run of this node left (its clients were cut off when it stopped), read, not
+   * taken: this run renews the node's liveness key, so no other node takes them, and they stay
+   * stored until published (after their delay) or replaced by a returning client.
+   */
   streamOwnWills(brokerId: string): Readable {
     if (this.#state !== 'open') return closedStream(this.#state)
-    return Readable.from(this.#claimWills((broker) => broker === brokerId))
+    return Readable.from(this.#ownWills(brokerId))
+  }
+
+  async *#ownWills(brokerId: string): AsyncGenerator<StoredObject> {
+    const redis = this.#client()
+    for (const [clientId, owner] of Object.entries(await redis.hgetall(`${this.#prefix}willbroker`))) {
+      if (owner !== brokerId) continue
+      const blob = await redis.hgetBuffer(`${this.#prefix}wills`, clientId)
+      if (blob) yield decodePacket(blob)
+    }
   }
 
   async *#claimWills(wanted: (brokerId: string) => boolean): AsyncGenerator<StoredObject> {

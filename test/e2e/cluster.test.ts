@@ -227,3 +227,48 @@ describe.skipIf(!redisAvailable('cluster.test.ts'))('cluster mode on Redis (3 no
     await cluster.start(2)
   })
 })
+
+// One node alone: when it is killed, nobody else can take its clients' wills; its next run must.
+describe.skipIf(!redisAvailable('cluster.test.ts'))('cluster mode on Redis (1 node, restarted)', () => {
+  let cluster: TestCluster
+  const pool = createClientPool()
+  beforeAll(async () => {
+    cluster = await startCluster(1)
+  }, 60_000)
+  afterAll(async () => cluster?.close())
+  afterEach(async () => pool.closeAll())
+
+  it('[MQTT-3.1.2-8] publishes the wills its previous run left, once, after their delay', { timeout: 20_000 }, async () => {
+    const devices = ['dev-now', 'dev-later'].map((clientId, i) => {
+      const device = mqtt.connect(cluster.url(0), {
+        protocolVersion: 5,
+        clientId,
+        reconnectPeriod: 0,
+        properties: { sessionExpiryInterval: 60 },
+        // delays of 1 and 2 s: the watcher below subscribes after the restart, within the first
+        will: { topic: `left/${clientId}`, payload: Buffer.from('offline'), qos: 1, retain: false, properties: { willDelayInterval: i + 1 } },
+      })
+      device.on('error', () => {})
+      return device
+    })
+    await Promise.all(devices.map((d) => new Promise((resolve) => d.once('connect', resolve))))
+    await sleep(200) // the wills and session records reach Redis
+    await cluster.nodes[0]!.kill()
+    for (const d of devices) d.end(true)
+    await cluster.start(0)
+    const startedAt = Date.now()
+    const watcher = await pool.connect(cluster.url(0), { protocolVersion: 5 })
+    const inbox = collectMessages(watcher)
+    const arrivedAt = new Map<string, number>()
+    watcher.on('message', (topic) => arrivedAt.set(topic, Date.now()))
+    await watcher.subscribeAsync('left/#', { qos: 1 })
+    await inbox.waitFor(2, 10_000)
+    await sleep(HEARTBEAT_MS * 5)
+    expect(inbox.messages.map((m) => [m.topic, m.payload.toString()]).sort()).toEqual([
+      ['left/dev-later', 'offline'],
+      ['left/dev-now', 'offline'],
+    ])
+    // the timers start just before the restarted node accepts connections
+    expect(arrivedAt.get('left/dev-later')! - startedAt).toBeGreaterThanOrEqual(1500)
+  })
+})
