@@ -31,18 +31,12 @@ interface TappedParser extends EventEmitter {
 const brokerTaps = new WeakMap<object, InboundTap[]>()
 /** aedes's parser listener: one module function for every client (checked as each client comes) */
 let aedesHandle: ParserHandler | undefined
-/** a client whose listener is another function than the first one seen (not expected) */
-const otherHandles = new WeakMap<object, ParserHandler>()
-
-function handleOf(parser: TappedParser): ParserHandler {
-  return otherHandles.get(parser) ?? (aedesHandle as ParserHandler)
-}
 
 function dispatch(this: TappedParser, packet: WirePacket): void {
   const client = this.client
   const taps = brokerTaps.get(clientInternals(client).broker)
   if (taps !== undefined) for (let i = 0; i < taps.length; i++) if (taps[i]!(packet, client) === true) return
-  handleOf(this).call(this, packet)
+  ;(aedesHandle as ParserHandler).call(this, packet)
 }
 
 function hookParser(client: Client): void {
@@ -51,7 +45,9 @@ function hookParser(client: Client): void {
   if (!handle) throw new Error('aedes client has no parser listener to tap')
   if (handle === dispatch) return
   if (aedesHandle === undefined) aedesHandle = handle
-  else if (handle !== aedesHandle) otherHandles.set(parser, handle)
+  // aedes 2.0.0-beta.1 gives every client the same module-level listener; anything else is a
+  // version this module was not written for
+  else if (handle !== aedesHandle) throw new Error('aedes client has a parser listener other than aedes\'s own')
   parser.removeListener('packet', handle)
   parser.on('packet', dispatch)
 }
@@ -76,7 +72,7 @@ export function tapInbound(broker: Aedes, tap: InboundTap): void {
  */
 export function releaseInbound(client: Client, packet: WirePacket): void {
   const parser = clientInternals(client)._parser as TappedParser
-  handleOf(parser).call(parser, packet)
+  ;(aedesHandle as ParserHandler).call(parser, packet)
 }
 
 /**
