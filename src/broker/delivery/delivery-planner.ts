@@ -16,7 +16,7 @@ export interface DeliveryOptions {
 
 /** What aedes hands to a delivery function: its packet plus the fields it adds on the way. */
 export type DeliveredPacket = Parameters<DeliverFunction>[0]
-export type Deliver = DeliverFunction
+type Deliver = DeliverFunction
 
 /** aedes's own two delivery functions of a client, which the planner replaces. */
 interface Sends {

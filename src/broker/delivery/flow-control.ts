@@ -48,17 +48,9 @@ export class OutboundWindow {
     return this.options.maxInflight > 0 ? Math.min(own, this.options.maxInflight) : own
   }
 
-  get inflight(): number {
-    return this.#inflight
-  }
-
   /** No free slot: a new QoS 1/2 message would have to wait. */
   get full(): boolean {
     return this.#inflight >= this.limit()
-  }
-
-  get pending(): number {
-    return this.#pending?.length ?? 0
   }
 
   /**
