@@ -18,6 +18,8 @@ export interface RunningBroker {
   redisCommands?(): Promise<number>
   /** Resident memory of the broker process, in KiB (from /proc). */
   rssKiB(): number
+  /** CPU time the broker process (all its threads) has used so far, in seconds (from /proc). */
+  cpuSeconds(): number
   /** Bytes of the broker's data files now (0 for a broker that keeps nothing on disk). */
   diskBytes?(): number
   stop(): Promise<void>
@@ -48,6 +50,17 @@ export function readRssKiB(pid: number): number {
   const match = /^VmRSS:\s+(\d+)\s+kB/m.exec(status)
   if (!match) throw new Error(`no VmRSS for pid ${pid}`)
   return Number(match[1])
+}
+
+/** Clock ticks per second of /proc/<pid>/stat times: USER_HZ, 100 on Linux. */
+const USER_HZ = 100
+
+export function readCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  // fields after the parenthesised command name (which may contain spaces): utime is the 14th
+  // field of the line, stime the 15th
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / USER_HZ
 }
 
 function canConnect(port: number): Promise<boolean> {
@@ -106,6 +119,7 @@ export async function launch(name: string, command: string, args: string[], port
     port,
     pid,
     rssKiB: () => readRssKiB(pid),
+    cpuSeconds: () => readCpuSeconds(pid),
     diskBytes: () => (dataDir === undefined ? 0 : directoryBytes(dataDir)),
     stop() {
       stopping ??= (async () => {

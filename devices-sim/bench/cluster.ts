@@ -56,6 +56,7 @@ export function clusterTarget(nodes: number, pin: boolean, repoRoot: string, nod
         pid: first.pid,
         urls: members.map((m) => m.url),
         rssKiB: () => members.reduce((sum, m) => sum + m.rssKiB(), 0) + redis.rssKiB(),
+        cpuSeconds: () => members.reduce((sum, m) => sum + m.cpuSeconds(), 0) + redis.cpuSeconds(),
         async redisCommands() {
           const info = await stats.info('stats')
           return Number(/total_commands_processed:(\d+)/.exec(info)?.[1] ?? Number.NaN)
