@@ -45,8 +45,21 @@ export function manageSessions(broker: Aedes, store: SessionStore, logger: Logge
   const report = (what: string) => (err: unknown) => logger.error({ err }, what)
   broker.on('clientReady', (client) => {
     const session = clientInternals(client)
+    const info = { expiryIntervalSeconds: session.sessionExpiryInterval, protocolVersion: session.version ?? 4 }
+    if (!session.closed) {
+      store.sessionConnected(client.id, info).catch(report('cannot record a session'))
+      return
+    }
+    // aedes says a client is ready after its last connect step (sending the stored queue), which
+    // can end after the client left: its disconnect, already handled, must stay the last word. A
+    // session that ended with the connection is gone; a kept one is recorded with its expiry
+    // running (its disconnect found no record to update if it was new); one that another
+    // connection has taken over belongs to that connection.
+    const owner = internals.clients[client.id]
+    if (info.expiryIntervalSeconds === 0 || (owner !== undefined && owner !== client)) return
     store
-      .sessionConnected(client.id, { expiryIntervalSeconds: session.sessionExpiryInterval, protocolVersion: session.version ?? 4 })
+      .sessionConnected(client.id, info)
+      .then(() => store.sessionDisconnected(client.id))
       .catch(report('cannot record a session'))
   })
   broker.on('clientDisconnect', (client) => {

@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import type { IClientOptions } from 'mqtt'
 import type { Authorizer } from '../../src/auth/authorizer.js'
 import { rawConnect, connectPacket } from '../helpers/raw-client.js'
 import { startBroker, type RunningBroker } from '../helpers/in-process-broker.js'
@@ -166,6 +167,45 @@ describe.each(storeConfigs())('the metrics endpoint ($name store)', ({ name: sto
     await pub.publishAsync('nobody/kept', '', { qos: 1, retain: true })
     const cleared = await settle((e) => expect(delta(before, e, 'mqlite_retained_messages')).toBe(0))
     expect(delta(before, cleared, 'mqlite_messages_dropped_total', { reason: 'no_subscribers' })).toBe(2)
+  })
+
+  it('counts a QoS 1 PUBLISH queued for an offline session as matched, a QoS 0 one as dropped', async () => {
+    const away = await pool.connect(running.url, { clientId: 'metrics-away', clean: false })
+    await away.subscribeAsync('away/box', { qos: 1 })
+    await away.endAsync()
+    const before = await scrape(base)
+    const pub = await pool.connect(running.url)
+    await pub.publishAsync('away/box', 'queued', { qos: 1 })
+    // an offline session queues no QoS 0 message [MQTT-3.1.2-5]: that one goes nowhere
+    await pub.publishAsync('away/box', 'not queued', { qos: 0 })
+    await pub.publishAsync('away/box', 'queued too', { qos: 1 })
+    const after = await settle((e) => expect(delta(before, e, 'mqlite_messages_received_total', { qos: '1' })).toBe(2))
+    expect(delta(before, after, 'mqlite_messages_dropped_total', { reason: 'no_subscribers' })).toBe(1)
+    // end the session, which other tests count
+    await (await pool.connect(running.url, { clientId: 'metrics-away', clean: true })).endAsync()
+  })
+
+  it('records a session whose client leaves while it is being set up as it left', async () => {
+    const offline = (e: Exposition) => sampleValue(e, 'mqlite_sessions', { state: 'offline' })
+    const offlineBefore = offline(await scrape(base))
+    const pub = await pool.connect(running.url)
+    // aedes says a client is ready once its stored queue is sent, after the CONNACK: a client that
+    // leaves at once can be gone before it is "ready"
+    const leaveAtOnce = async (first: IClientOptions, back: IClientOptions) => {
+      const client = await pool.connect(running.url, first)
+      await client.subscribeAsync(`gone/${first.clientId}`, { qos: 1 })
+      await client.endAsync()
+      for (let i = 0; i < 20; i++) await pub.publishAsync(`gone/${first.clientId}`, `queued ${i}`, { qos: 1 })
+      await (await pool.connect(running.url, back)).endAsync()
+    }
+    await leaveAtOnce({ clientId: 'gone-clean', clean: false }, { clientId: 'gone-clean', clean: true })
+    const kept = { protocolVersion: 5 as const, clientId: 'gone-kept', clean: false, properties: { sessionExpiryInterval: 1 } }
+    await leaveAtOnce(kept, kept)
+    await pub.endAsync()
+    await settle((e) => expect(offline(e)).toBe(offlineBefore + 1))
+    // the kept session's expiry runs from its disconnection: it ends, and nothing is left
+    await sleep(2500)
+    await settle((e) => expect(offline(e)).toBe(offlineBefore))
   })
 
   it('counts a message taken by a shared subscription as matched and sent', async () => {
