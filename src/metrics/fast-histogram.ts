@@ -21,6 +21,10 @@ export function createFastHistogram(bounds: readonly number[]): FastHistogram {
   const counts = new Float64Array(bounds.length + 1)
   let sum = 0
   let count = 0
+  // The copies of one message to many subscribers are observed with the same value: its bucket
+  // is remembered rather than searched again.
+  let lastValue = Number.NaN
+  let lastIndex = 0
   return {
     bounds,
     counts,
@@ -31,10 +35,15 @@ export function createFastHistogram(bounds: readonly number[]): FastHistogram {
       return count
     },
     observe(value: number): void {
-      // A linear scan: the bucket lists are short and most values land in the first few.
-      let i = 0
-      const n = upper.length
-      while (i < n && value > upper[i]!) i++
+      let i = lastIndex
+      if (value !== lastValue) {
+        // A linear scan: the bucket lists are short and most values land in the first few.
+        i = 0
+        const n = upper.length
+        while (i < n && value > upper[i]!) i++
+        lastValue = value
+        lastIndex = i
+      }
       counts[i]!++
       sum += value
       count++

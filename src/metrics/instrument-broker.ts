@@ -8,11 +8,12 @@ import { createPublishTracker } from './publish-tracker.js'
 import { brokerInternals, clientInternals } from '../broker/aedes-internals.js'
 
 // Where each number comes from, in aedes 2.0.0-beta.1 (see docs/metrics.md for the meanings):
-// - received: the connection's MQTT parser, before aedes looks at the packet;
+// - received: the connection's MQTT parser, before aedes looks at the packet; the latency
+//   clock starts at the socket read that brought it;
 // - sent, latency: `authorizeForward`, the last synchronous step before aedes writes a PUBLISH
 //   (after the delivery planner chose the QoS and the outbound window let it go);
-// - no_subscribers: the `published` hook, once aedes has offered the message to the offline
-//   queues, from those and from the topic's live listeners (broker.subscribe) in mqemitter;
+// - no_subscribers: aedes's publish(), from the topic's live listeners (broker.subscribe) in
+//   mqemitter and, when there are none, from the offline queues aedes offered it to;
 // - expired, not_authorized on the queue drain: `authorizeForward` again (aedes decides those
 //   right after it, from the same fields);
 // - too_large (inbound): the clientError/connectionError aedes emits when it refuses the frame;
@@ -25,10 +26,9 @@ interface IncomingPublish {
   cmd: string
   qos?: number
   retain?: boolean
-  /** performance.now() when the parser produced it */
+  topic: string
+  /** performance.now() of the socket read that brought it */
   mqliteReceivedAt?: number
-  /** the broker counter aedes gives it in publish() */
-  mqliteSeq?: number
 }
 
 type TrackedPacket = AedesPublishPacket & { writeCallback?: unknown; messageExpiry?: number }
@@ -52,14 +52,25 @@ export function instrumentBroker(broker: Aedes, stats: BrokerStats): void {
   const { received, sent, latency } = stats
   const failed = CONNECT_RESULTS.indexOf('failed')
 
-  // PUBLISH in: counted and time-stamped as the parser emits it, before aedes handles it.
+  // PUBLISH in: counted and time-stamped as the parser emits it, before aedes handles it. One
+  // clock read per socket read, not per PUBLISH: the packets parsed from one read arrived
+  // together, and a clock read costs as much as the rest of this hook. The reading is forgotten
+  // once the callback that took it has finished (its microtasks run right after it).
+  let readAt = -1
+  const forgetReadAt = (): void => {
+    readAt = -1
+  }
   const countIncoming = (packet: IncomingPublish): void => {
     if (packet.cmd !== 'publish') return
     received[packet.qos ?? 0]!++
-    packet.mqliteReceivedAt = performance.now()
+    if (readAt < 0) {
+      readAt = performance.now()
+      queueMicrotask(forgetReadAt)
+    }
+    packet.mqliteReceivedAt = readAt
   }
 
-  tapInbound(broker, countIncoming as (packet: WirePacket) => void)
+  tapInbound(broker, countIncoming as unknown as (packet: WirePacket) => void)
   // Connections and bytes: the transport socket (the HTTP upgrade socket for WebSockets) keeps
   // its own byte counts, read when scraped; only its end is recorded here, by one listener
   // function shared by every connection.
@@ -112,15 +123,22 @@ export function instrumentBroker(broker: Aedes, stats: BrokerStats): void {
   // The broker counter aedes will give this publish is the next one: aedes's publish() builds
   // its packet (`++broker.counter`) before anything else can. Recorded before the call, because
   // live deliveries start inside it.
+  // No subscriber: decided here from the live listeners (the matcher's answer is cached, and
+  // aedes's own emit reuses it); only when there is none is the outcome of the offline queues
+  // awaited, so the common case adds no callback. A retained message is kept for future
+  // subscribers, so it is not a drop; the broker's own publishes ($SYS, wills) are not counted.
   const publish = internals.publish
   internals.publish = function (this: BrokerInternals, packet, client, done) {
     const receivedAt = packet.mqliteReceivedAt
-    if (receivedAt !== undefined) {
-      const seq = this.counter + 1
-      packet.mqliteSeq = seq
-      tracker.record(seq, receivedAt)
-    }
-    publish.call(this, packet, client, done)
+    if (receivedAt === undefined || typeof client === 'function') return publish.call(this, packet, client, done)
+    const seq = this.counter + 1
+    tracker.record(seq, receivedAt)
+    if (packet.retain === true || liveSubscriber(packet.topic)) return publish.call(this, packet, client, done)
+    const finish = done as ((err?: Error | null) => void) | undefined
+    publish.call(this, packet, client, (err?: Error | null) => {
+      if (!err && tracker.matched(seq) === false) stats.drop('no_subscribers')
+      finish?.(err)
+    })
   }
 
   // Offline sessions matched count as subscribers too.
@@ -129,15 +147,6 @@ export function instrumentBroker(broker: Aedes, stats: BrokerStats): void {
   persistence.outgoingEnqueueCombi = (subs, packet) => {
     if (subs.length > 0 && packet.brokerId === brokerId) tracker.markMatched(packet.brokerCounter)
     return enqueue(subs, packet)
-  }
-
-  // After aedes offered the message to every subscription: nobody matched means it went nowhere.
-  // A retained message is kept for future subscribers, so it is not a drop.
-  const published = broker.published
-  broker.published = (packet, client, callback) => {
-    const seq = (packet as IncomingPublish).mqliteSeq
-    if (seq !== undefined && packet.retain !== true && tracker.matched(seq) === false && !liveSubscriber(packet.topic)) stats.drop('no_subscribers')
-    published.call(broker, packet, client, callback)
   }
 
   // PUBLISH out. Live deliveries reach here once per subscriber with the QoS they will be sent
