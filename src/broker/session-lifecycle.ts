@@ -57,10 +57,9 @@ export function manageSessions(broker: Aedes, store: SessionStore, logger: Logge
     // connection has taken over belongs to that connection.
     const owner = internals.clients[client.id]
     if (info.expiryIntervalSeconds === 0 || (owner !== undefined && owner !== client)) return
-    store
-      .sessionConnected(client.id, info)
-      .then(() => store.sessionDisconnected(client.id))
-      .catch(report('cannot record a session'))
+    // issued together (every store applies its writes in call order), so that a new connection
+    // for the same id cannot come in between
+    Promise.all([store.sessionConnected(client.id, info), store.sessionDisconnected(client.id)]).catch(report('cannot record a session'))
   })
   broker.on('clientDisconnect', (client) => {
     // a new connection is taking this session over: it owns the record now
