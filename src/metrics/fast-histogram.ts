@@ -19,34 +19,35 @@ export function createFastHistogram(bounds: readonly number[]): FastHistogram {
   }
   const upper = Float64Array.from(bounds)
   const counts = new Float64Array(bounds.length + 1)
-  let sum = 0
-  let count = 0
+  // sum, count and the last value observed in a typed array: a fractional number kept in a
+  // closure variable is boxed, and each update of it would allocate
+  const totals = new Float64Array(3)
   // The copies of one message to many subscribers are observed with the same value: its bucket
   // is remembered rather than searched again.
-  let lastValue = Number.NaN
+  totals[2] = Number.NaN
   let lastIndex = 0
   return {
     bounds,
     counts,
     get sum() {
-      return sum
+      return totals[0]!
     },
     get count() {
-      return count
+      return totals[1]!
     },
     observe(value: number): void {
       let i = lastIndex
-      if (value !== lastValue) {
+      if (value !== totals[2]) {
         // A linear scan: the bucket lists are short and most values land in the first few.
         i = 0
         const n = upper.length
         while (i < n && value > upper[i]!) i++
-        lastValue = value
+        totals[2] = value
         lastIndex = i
       }
       counts[i]!++
-      sum += value
-      count++
+      totals[0]! += value
+      totals[1]!++
     },
   }
 }
