@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module'
 import { Readable } from 'node:stream'
 import type { Client } from 'aedes'
+import { TopicMemo } from '../mqtt/topic-memo.js'
 
 // The in-memory store of aedes-persistence (the async implementation the beta calls), kept for
 // tests and benchmarks. It is extended only where mqlite needs it: clearing a client's incoming
@@ -57,8 +58,11 @@ export class MemoryPersistence extends AsyncMemoryPersistence {
   readonly #identifiers = new Map<string, Map<string, number>>()
   /** client id -> its outgoing queue; the base class's own queues are never used */
   readonly #outgoing = new Map<string, OutgoingQueue>()
+  /** subscriptionsByTopic answers until a subscription changes: a fleet publishes to the same topics */
+  readonly #matches = new TopicMemo<Matched[]>()
 
   override async addSubscriptions(client: Pick<Client, 'id'>, subs: Subscribed[]): Promise<void> {
+    this.#matches.forget()
     await super.addSubscriptions(client, subs)
     let byFilter = this.#identifiers.get(client.id)
     for (const sub of subs) {
@@ -69,27 +73,42 @@ export class MemoryPersistence extends AsyncMemoryPersistence {
       if (!byFilter) this.#identifiers.set(client.id, (byFilter = new Map()))
       byFilter.set(sub.topic, sub.subscriptionIdentifier)
     }
+    this.#matches.forget()
   }
 
   override async removeSubscriptions(client: Pick<Client, 'id'>, topics: string[]): Promise<void> {
+    this.#matches.forget()
     await super.removeSubscriptions(client, topics)
     const byFilter = this.#identifiers.get(client.id)
     for (const topic of topics) byFilter?.delete(topic)
+    this.#matches.forget()
   }
 
   override async cleanSubscriptions(client: Pick<Client, 'id'>): Promise<void> {
+    this.#matches.forget()
     await super.cleanSubscriptions(client)
     this.#identifiers.delete(client.id)
+    this.#matches.forget()
   }
 
-  /** The trie's matches (fresh objects), each with its Subscription Identifier if it has one. */
+  /**
+   * The trie's matches, each with its Subscription Identifier if it has one. The array is shared
+   * until a subscription changes (callers only read it); the base class changes its trie inside
+   * its own async methods, so the changes forget on both sides of them and an answer computed
+   * across a change is not kept.
+   */
   override async subscriptionsByTopic(topic: string): Promise<Matched[]> {
+    const known = this.#matches.get(topic)
+    if (known !== undefined) return known
+    const generation = this.#matches.generation
     const matches = await super.subscriptionsByTopic(topic)
-    if (this.#identifiers.size === 0) return matches
-    for (const match of matches) {
-      const id = this.#identifiers.get(match.clientId)?.get(match.topic)
-      if (id !== undefined) match.subscriptionIdentifier = id
+    if (this.#identifiers.size > 0) {
+      for (const match of matches) {
+        const id = this.#identifiers.get(match.clientId)?.get(match.topic)
+        if (id !== undefined) match.subscriptionIdentifier = id
+      }
     }
+    this.#matches.set(topic, matches, generation)
     return matches
   }
 

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module'
+import { TopicMemo } from '../mqtt/topic-memo.js'
 
 // The in-memory side of subscriptions: aedes asks subscriptionsByTopic on every QoS > 0 publish,
 // so matching must never touch SQLite. Loaded from the subscriptions table at setup and kept in
@@ -46,6 +47,8 @@ export class SubscriptionIndex {
   readonly #byClient = new Map<string, Map<string, number>>()
   /** client id -> topic filter -> Subscription Identifier; QlobberSub keeps only qos/rh/rap/nl */
   readonly #identifiers = new Map<string, Map<string, number>>()
+  /** match() answers until a subscription changes: a fleet publishes to the same topics */
+  readonly #matches = new TopicMemo<MatchedSubscription[]>()
   #total = 0
 
   /** Every subscription whose filter starts with `prefix`: a scan, for start-up only. */
@@ -59,6 +62,7 @@ export class SubscriptionIndex {
 
   /** Adds or replaces one subscription of a client. */
   add(clientId: string, sub: IndexedSubscription): void {
+    this.#matches.forget()
     let topics = this.#byClient.get(clientId)
     if (!topics) this.#byClient.set(clientId, (topics = new Map()))
     const previousQos = topics.get(sub.topic)
@@ -96,6 +100,7 @@ export class SubscriptionIndex {
     const topics = this.#byClient.get(clientId)
     const qos = topics?.get(topic)
     if (!topics || qos === undefined) return false
+    this.#matches.forget()
     if (qos > 0) this.#trie.remove(topic, { clientId, topic })
     this.#setIdentifier(clientId, topic, undefined)
     topics.delete(topic)
@@ -115,13 +120,18 @@ export class SubscriptionIndex {
     return this.#byClient.get(clientId)?.has(topic) ?? false
   }
 
+  /** The QoS > 0 subscriptions matching `topic`; the array is shared: callers only read it. */
   match(topic: string): MatchedSubscription[] {
-    const matches = this.#trie.match(topic)
-    if (this.#identifiers.size === 0) return matches
-    for (const match of matches) {
-      const identifier = this.#identifiers.get(match.clientId)?.get(match.topic)
-      if (identifier !== undefined) match.subscriptionIdentifier = identifier
+    let matches = this.#matches.get(topic)
+    if (matches !== undefined) return matches
+    matches = this.#trie.match(topic)
+    if (this.#identifiers.size > 0) {
+      for (const match of matches) {
+        const identifier = this.#identifiers.get(match.clientId)?.get(match.topic)
+        if (identifier !== undefined) match.subscriptionIdentifier = identifier
+      }
     }
+    this.#matches.set(topic, matches)
     return matches
   }
 
@@ -141,6 +151,7 @@ export class SubscriptionIndex {
   }
 
   clear(): void {
+    this.#matches.forget()
     this.#trie.clear()
     this.#byClient.clear()
     this.#identifiers.clear()
