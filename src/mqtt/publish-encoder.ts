@@ -56,19 +56,26 @@ export function encodePublish(packet: OutgoingPublish, protocolVersion: number):
  * subscriber. Buffers written to sockets are never changed afterwards, so sharing one is safe.
  */
 export function createPublishEncoder(): (packet: OutgoingPublish, protocolVersion: number) => Buffer | undefined {
-  let last: { topic: unknown; payload: unknown; flags: number; bytes: Buffer } | undefined
+  // the last QoS 0 encoding, field by field: an object per message would be garbage per message
+  let lastTopic: unknown
+  let lastPayload: unknown
+  let lastFlags = -1
+  let lastBytes: Buffer | undefined
   return (packet, protocolVersion) => {
     // other packets (acknowledgements between two copies) neither use nor clear the last one
     if (packet.cmd !== 'publish') return undefined
     if (packet.qos !== 0 && packet.qos !== undefined) return encodePublish(packet, protocolVersion)
     const flags = (packet.dup ? 1 : 0) | (packet.retain ? 2 : 0) | (protocolVersion === 5 ? 4 : 0)
-    if (last !== undefined && last.topic === packet.topic && last.payload === packet.payload && last.flags === flags) {
+    if (lastBytes !== undefined && lastTopic === packet.topic && lastPayload === packet.payload && lastFlags === flags) {
       // the bytes carry no properties: only a copy without any may have them
-      if (protocolVersion !== 5 || packet.properties === undefined || isEmpty(packet.properties)) return last.bytes
+      if (protocolVersion !== 5 || packet.properties === undefined || isEmpty(packet.properties)) return lastBytes
       return undefined
     }
     const bytes = encodePublish(packet, protocolVersion)
-    last = bytes === undefined ? undefined : { topic: packet.topic, payload: packet.payload, flags, bytes }
+    lastTopic = packet.topic
+    lastPayload = packet.payload
+    lastFlags = flags
+    lastBytes = bytes
     return bytes
   }
 }
