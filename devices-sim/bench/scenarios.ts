@@ -194,14 +194,17 @@ const durable = (sessions: number): BenchScenario => ({
     try {
       await sleep(500)
       const before = broker.rssKiB()
+      const cpu0 = broker.cpuSeconds()
       const t0 = performance.now()
       const results = await Promise.all(pubs.map((p, i) => publishWindowed(p, { count: count / 10, qos: 1, window: 500, topic: () => `bench/durable/${i}`, payload: () => PAYLOAD_64 })))
       const seconds = (performance.now() - t0) / 1000
       const acked = results.reduce((s, r) => s + r.acked, 0)
+      const cpu = cpuPerMessage(broker, cpu0, acked, 'µs broker CPU/msg')
       const after = broker.rssKiB()
       const disk = broker.diskBytes?.()
       // Check the backlog really was queued: one subscriber comes back and drains its session.
       // Listen before the CONNACK: the broker sends the queue right behind it.
+      const backAt = performance.now()
       const back = connect(broker.url, { ...sessionOptions(0), reconnectPeriod: 0, protocolVersion: 4 })
       const draining = collect([back], count, 5000)
       const drained = await draining.done
@@ -209,6 +212,9 @@ const durable = (sessions: number): BenchScenario => ({
       return {
         metrics: [
           { key: 'rate', label: 'PUBACKed msg/s', value: acked / seconds, unit: 'msg/s', better: 'higher' },
+          cpu,
+          // from the returning subscriber's connect to its last queued message (it PUBACKs each)
+          { key: 'drainRate', label: 'backlog drained msg/s', value: drained.received / ((drained.lastAt - backAt) / 1000), unit: 'msg/s', better: 'higher' },
           { key: 'rssGrowth', label: `RSS growth KiB (${count * sessions} queued)`, value: after - before, unit: 'KiB', better: 'lower' },
           // database and write-ahead log (mqlite SQLite); 0 for a broker that keeps its queues in memory
           ...(disk === undefined ? [] : [{ key: 'diskPerCopy', label: 'disk bytes per queued copy', value: disk / (count * sessions), unit: 'B', better: 'lower' as const }]),
