@@ -1,3 +1,4 @@
+import type { Client } from 'aedes'
 import { describe, expect, it } from 'vitest'
 import { useBroker } from '../helpers/in-process-broker.js'
 import { collectMessages, sleep } from '../helpers/mqtt-clients.js'
@@ -27,5 +28,48 @@ describe.each(storeConfigs())('queue drain at CONNECT ($name store)', ({ store }
     await pub.publishAsync('drain/q', 'live', { qos: 1 })
     await inbox.waitFor(2, 3000)
     expect(inbox.messages.map((m) => m.payload.toString())).toEqual(['kept', 'live'])
+  })
+
+  // The drain keeps many records between their store update and their write (one commit and one
+  // socket write for a batch instead of one each); the packets must still leave in queue order
+  // when the updates settle out of order, and every one must be cleared by its acknowledgement.
+  it('sends a backlog in queue order when its updates settle out of order, and clears it', async () => {
+    const clientId = 'drain-order'
+    const away = await pool.connect(running.url, session(clientId))
+    await away.subscribeAsync('drain/order', { qos: 2 })
+    await away.endAsync()
+    const pub = await pool.connect(running.url, { protocolVersion: 5 })
+    const total = 300
+    // one after the other: a QoS 2 message is queued at its PUBREL, so concurrent ones would
+    // be queued out of publish order
+    for (let i = 0; i < total; i++) await pub.publishAsync('drain/order', String(i), { qos: i % 2 === 0 ? 1 : 2 })
+
+    const persistence = (running.broker.aedes as unknown as { persistence: { outgoingUpdate(client: Client, packet: object): Promise<void> } }).persistence
+    const update = persistence.outgoingUpdate
+    let updates = 0
+    persistence.outgoingUpdate = function delayed(this: unknown, client: Client, packet: object) {
+      const settled = update.call(this, client, packet)
+      // every seventh record settles 20 ms after the ones behind it
+      return ++updates % 7 === 0 ? settled.then(() => sleep(20)) : settled
+    }
+    try {
+      const back = pool.raw(running.url, session(clientId))
+      // in the order the PUBLISH packets arrived (mqtt.js emits a QoS 2 message at its PUBREL)
+      const arrived: Array<{ payload: string; qos: number }> = []
+      back.on('packetreceive', (packet) => {
+        if (packet.cmd === 'publish') arrived.push({ payload: packet.payload.toString(), qos: packet.qos })
+      })
+      const inbox = collectMessages(back)
+      await inbox.waitFor(total, 10_000)
+      expect(arrived).toEqual(Array.from({ length: total }, (_, i) => ({ payload: String(i), qos: i % 2 === 0 ? 1 : 2 })))
+      await sleep(200) // the last acknowledgements
+      back.end(true)
+    } finally {
+      persistence.outgoingUpdate = update
+    }
+    const again = pool.raw(running.url, session(clientId))
+    const rest = collectMessages(again)
+    await sleep(500)
+    expect(rest.messages).toHaveLength(0)
   })
 })
