@@ -7,14 +7,17 @@ const MESSAGE_IDS = 65_536
 /**
  * Where the store last put a row, so that the next look-up of a live session's message is a
  * primary-key access instead of an index search: the body of a message queued for one session
- * (by broker counter), and the seq of a copy in flight (by session and packet id). A hint is
+ * (by broker counter), the seq of a queued copy the session's stored-queue stream handed out (by
+ * session, broker counter and broker id: its update follows), and the seq of a copy in flight (by
+ * session and packet id). A hint is
  * only ever a guess: the caller checks the row it points at and falls back to the search, so a
  * stale or forgotten hint costs one look-up, never a wrong answer. Bounded: an offline session's
  * messages leave hints nobody takes.
  */
 export class RowHints {
-  readonly #bodyByCounter = new RecentMap()
-  readonly #seqInFlight = new RecentMap()
+  readonly #bodyByCounter = new RecentMap<number>()
+  readonly #seqStreamed = new RecentMap<string>()
+  readonly #seqInFlight = new RecentMap<number>()
 
   /** The body of a message (of this broker) queued for a single session. */
   queued(brokerCounter: number, body: number): void {
@@ -27,6 +30,21 @@ export class RowHints {
   takeQueued(brokerCounter: number): number | undefined {
     const body = this.#bodyByCounter.take(brokerCounter)
     return body === AMBIGUOUS ? undefined : body
+  }
+
+  /** The stored-queue stream handed out this queued (id-less) copy of a message. */
+  streamed(session: number, brokerId: string, brokerCounter: number, seq: number): void {
+    const map = this.#seqStreamed
+    const key = streamedKey(session, brokerId, brokerCounter)
+    const known = map.get(key)
+    // two copies of one message in one session (variants of it): no guess for either
+    map.set(key, known === undefined || known === seq ? seq : AMBIGUOUS)
+  }
+
+  /** The seq of that copy, forgotten once asked. */
+  takeStreamed(session: number, brokerId: string, brokerCounter: number): number | undefined {
+    const seq = this.#seqStreamed.take(streamedKey(session, brokerId, brokerCounter))
+    return seq === AMBIGUOUS ? undefined : seq
   }
 
   /** A copy of a session's queue went out with this packet id. */
@@ -42,6 +60,7 @@ export class RowHints {
   /** After a rollback: rows may be gone that hints point at. */
   clear(): void {
     this.#bodyByCounter.clear()
+    this.#seqStreamed.clear()
     this.#seqInFlight.clear()
   }
 }
@@ -51,15 +70,15 @@ export class RowHints {
  * old one is dropped whole. (Evicting the oldest entry one at a time walks the holes deletions
  * leave at the front of a Map, which made every insert slower the longer the store ran.)
  */
-class RecentMap {
-  #young = new Map<number, number>()
-  #old = new Map<number, number>()
+class RecentMap<K> {
+  #young = new Map<K, number>()
+  #old = new Map<K, number>()
 
-  get(key: number): number | undefined {
+  get(key: K): number | undefined {
     return this.#young.get(key) ?? this.#old.get(key)
   }
 
-  set(key: number, value: number): void {
+  set(key: K, value: number): void {
     if (this.#young.size >= ROW_HINTS_KEPT) {
       this.#old = this.#young
       this.#young = new Map()
@@ -68,7 +87,7 @@ class RecentMap {
     this.#young.set(key, value)
   }
 
-  take(key: number): number | undefined {
+  take(key: K): number | undefined {
     const value = this.get(key)
     if (value !== undefined && !this.#young.delete(key)) this.#old.delete(key)
     return value
@@ -78,4 +97,9 @@ class RecentMap {
     this.#young.clear()
     this.#old.clear()
   }
+}
+
+/** Numbers first, so the broker id (any string) cannot make two keys collide. */
+function streamedKey(session: number, brokerId: string, brokerCounter: number): string {
+  return `${session} ${brokerCounter} ${brokerId}`
 }

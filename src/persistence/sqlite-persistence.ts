@@ -477,11 +477,16 @@ export class SqlitePersistence {
       const session = this.#sessionIds.get(client.id)
       if (session === undefined) return
       if (brokerId !== null && brokerCounter !== null) {
-        // a message queued for this one session and not sent yet: its row is known
-        const body = brokerId === this.#broker?.id ? this.#hints.takeQueued(brokerCounter) : undefined
-        if (body !== undefined && sql.outgoingSetMessageIdIfQueued.run(messageId, session, body * SEQ_PER_BODY).changes === 1) {
+        // a copy the session's queue stream just handed out, or a message queued for this one
+        // session and not sent yet: its row is known
+        let seq = this.#hints.takeStreamed(session, brokerId, brokerCounter)
+        if (seq === undefined && brokerId === this.#broker?.id) {
+          const body = this.#hints.takeQueued(brokerCounter)
+          if (body !== undefined) seq = body * SEQ_PER_BODY
+        }
+        if (seq !== undefined && sql.outgoingSetMessageIdIfQueued.run(messageId, session, seq).changes === 1) {
           this.#queues.change(client.id, 0, false, messageId !== null)
-          if (messageId !== null) this.#hints.inFlight(session, messageId, body * SEQ_PER_BODY)
+          if (messageId !== null) this.#hints.inFlight(session, messageId, seq)
           return
         }
         const row = sql.outgoingByCounter.get({ session, brokerCounter, brokerId })
@@ -571,6 +576,10 @@ export class SqlitePersistence {
           // [MQTT-3.3.2-6] the interval sent is the time left
           const properties = (packet.properties ?? {}) as Record<string, unknown>
           packet.properties = { ...properties, messageExpiryInterval: Math.max(0, Math.ceil((expiry - now) / 1000)) }
+        }
+        // its update (the packet id it goes out with) comes next
+        if (row.message_id === null && typeof packet.brokerId === 'string' && typeof packet.brokerCounter === 'number') {
+          this.#hints.streamed(session, packet.brokerId, packet.brokerCounter, row.seq)
         }
         packets.push(packet)
       }

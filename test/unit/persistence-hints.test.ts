@@ -12,6 +12,19 @@ describe('RowHints', () => {
     expect(hints.takeQueued(1)).toBe(10)
     expect(hints.takeQueued(1)).toBeUndefined()
     expect(hints.takeQueued(2)).toBeUndefined()
+    hints.streamed(5, 'b1', 9, 5120)
+    hints.streamed(6, 'b1', 9, 6144) // same message, other session
+    hints.streamed(5, 'b2', 9, 7168) // same counter, other broker
+    hints.streamed(5, 'b1', 10, 8192)
+    hints.streamed(5, 'b1', 10, 8193) // a second copy of one message in one session: no guess
+    hints.streamed(5, 'b1', 11, 9216)
+    hints.streamed(5, 'b1', 11, 9216) // the same row streamed again (the client came back)
+    expect(hints.takeStreamed(5, 'b1', 9)).toBe(5120)
+    expect(hints.takeStreamed(5, 'b1', 9)).toBeUndefined()
+    expect(hints.takeStreamed(6, 'b1', 9)).toBe(6144)
+    expect(hints.takeStreamed(5, 'b2', 9)).toBe(7168)
+    expect(hints.takeStreamed(5, 'b1', 10)).toBeUndefined()
+    expect(hints.takeStreamed(5, 'b1', 11)).toBe(9216)
     hints.inFlight(3, 7, 3072)
     hints.inFlight(4, 7, 4096) // same packet id, other session
     expect(hints.takeInFlight(3, 7)).toBe(3072)
