@@ -1,5 +1,14 @@
 /** Hints each map keeps: at least this many of the latest, at most twice as many. */
 export const ROW_HINTS_KEPT = 32_768
+/** Known copies kept (at most twice as many), and the largest stored packet worth keeping. */
+export const KNOWN_COPIES_KEPT = 4096
+export const KNOWN_COPY_MAX_BYTES = 1024
+
+/** A copy's row as the store would read it back: its payload size and its stored packet. */
+export interface KnownCopy {
+  bytes: number
+  packet: Buffer
+}
 
 const AMBIGUOUS = -1
 const MESSAGE_IDS = 65_536
@@ -9,8 +18,8 @@ const MESSAGE_IDS = 65_536
  * primary-key access instead of an index search: the body of a message queued for one session
  * (by broker counter), the seq of a queued copy the session's stored-queue stream handed out (by
  * session, broker counter and broker id: its update follows), and the seq of a copy in flight (by
- * session and packet id). A hint is
- * only ever a guess: the caller checks the row it points at and falls back to the search, so a
+ * session and packet id); and what a small copy's row holds (by seq), so that its acknowledgement
+ * deletes it without reading it first. A hint is only ever a guess: the caller checks the row it points at and falls back to the search, so a
  * stale or forgotten hint costs one look-up, never a wrong answer. Bounded: an offline session's
  * messages leave hints nobody takes.
  */
@@ -18,6 +27,7 @@ export class RowHints {
   readonly #bodyByCounter = new RecentMap<number>()
   readonly #seqStreamed = new RecentMap<string>()
   readonly #seqInFlight = new RecentMap<number>()
+  readonly #copies = new RecentMap<number, KnownCopy>(KNOWN_COPIES_KEPT)
 
   /** The body of a message (of this broker) queued for a single session. */
   queued(brokerCounter: number, body: number): void {
@@ -57,11 +67,27 @@ export class RowHints {
     return this.#seqInFlight.take(session * MESSAGE_IDS + messageId)
   }
 
+  /** What the row at this seq holds; not kept for a packet over KNOWN_COPY_MAX_BYTES. */
+  copy(seq: number, bytes: number, packet: Buffer): void {
+    if (packet.length <= KNOWN_COPY_MAX_BYTES) this.#copies.set(seq, { bytes, packet })
+  }
+
+  /** The row at this seq, forgotten once asked. */
+  takeCopy(seq: number): KnownCopy | undefined {
+    return this.#copies.take(seq)
+  }
+
+  /** The row at this seq changed (its body was replaced). */
+  forgetCopy(seq: number): void {
+    this.#copies.take(seq)
+  }
+
   /** After a rollback: rows may be gone that hints point at. */
   clear(): void {
     this.#bodyByCounter.clear()
     this.#seqStreamed.clear()
     this.#seqInFlight.clear()
+    this.#copies.clear()
   }
 }
 
@@ -70,16 +96,18 @@ export class RowHints {
  * old one is dropped whole. (Evicting the oldest entry one at a time walks the holes deletions
  * leave at the front of a Map, which made every insert slower the longer the store ran.)
  */
-class RecentMap<K> {
-  #young = new Map<K, number>()
-  #old = new Map<K, number>()
+class RecentMap<K, V = number> {
+  #young = new Map<K, V>()
+  #old = new Map<K, V>()
 
-  get(key: K): number | undefined {
+  constructor(private readonly kept = ROW_HINTS_KEPT) {}
+
+  get(key: K): V | undefined {
     return this.#young.get(key) ?? this.#old.get(key)
   }
 
-  set(key: K, value: number): void {
-    if (this.#young.size >= ROW_HINTS_KEPT) {
+  set(key: K, value: V): void {
+    if (this.#young.size >= this.kept) {
       this.#old = this.#young
       this.#young = new Map()
     }
@@ -87,7 +115,7 @@ class RecentMap<K> {
     this.#young.set(key, value)
   }
 
-  take(key: K): number | undefined {
+  take(key: K): V | undefined {
     const value = this.get(key)
     if (value !== undefined && !this.#young.delete(key)) this.#old.delete(key)
     return value

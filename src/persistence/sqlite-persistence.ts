@@ -395,6 +395,7 @@ export class SqlitePersistence {
       this.#deferCopies(body, sessions)
       if (sessions.length === 1 && brokerCounter !== null && brokerId === this.#broker?.id && this.#connected.has(added[0] as string)) {
         this.#hints.queued(brokerCounter, body)
+        this.#hints.copy(body * SEQ_PER_BODY, bytes, blob)
       }
       if (this.#deferredCopies.length >= 2 * INSERT_ROWS_MAX || this.#deferredBodies.length >= BODY_VALUES * INSERT_ROWS_MAX) {
         this.#insertDeferred()
@@ -504,6 +505,7 @@ export class SqlitePersistence {
       const body = this.#allocateBody(1)
       sql.bodyInsert.run(body, brokerId, brokerCounter, 1, bytes, encodePacket(packet))
       sql.outgoingReplace.run(messageId, body, session, row.seq)
+      this.#hints.forgetCopy(row.seq)
       this.#queues.change(client.id, bytes - row.bytes, row.message_id !== null, true)
     }, true)
   }
@@ -526,7 +528,15 @@ export class SqlitePersistence {
       let row: OutgoingRow | undefined
       if (typeof p.messageId === 'number') {
         const seq = this.#hints.takeInFlight(session, p.messageId)
-        if (seq !== undefined) row = sql.outgoingAtSeq.get(session, seq)
+        if (seq !== undefined) {
+          // the usual acknowledgement: the row is known, delete it without reading it
+          const known = this.#hints.takeCopy(seq)
+          if (known !== undefined && sql.outgoingDeleteInFlight.run(session, seq, p.messageId).changes === 1) {
+            this.#queues.remove(client.id, known.bytes, true)
+            return decodeOutgoing({ seq, message_id: p.messageId, bytes: known.bytes, packet: known.packet })
+          }
+          row = sql.outgoingAtSeq.get(session, seq)
+        }
         if (row?.message_id !== p.messageId) row = sql.outgoingFindByMessageId.get(session, p.messageId)
       } else if (typeof p.brokerId === 'string' && typeof p.brokerCounter === 'number') {
         row = sql.outgoingFindQueuedByCounter.get({ session, brokerCounter: p.brokerCounter, brokerId: p.brokerId })
@@ -581,6 +591,7 @@ export class SqlitePersistence {
         if (row.message_id === null && typeof packet.brokerId === 'string' && typeof packet.brokerCounter === 'number') {
           this.#hints.streamed(session, packet.brokerId, packet.brokerCounter, row.seq)
         }
+        this.#hints.copy(row.seq, row.bytes, row.packet)
         packets.push(packet)
       }
       if (expired.length > 0) this.#deleteExpired(clientId, session, expired)

@@ -139,6 +139,10 @@ export function prepareStatements(db: Database) {
        WHERE o.session = ? AND o.message_id IS NULL ORDER BY o.seq LIMIT ?`,
     ),
     outgoingDeleteSeq: s<[session: number, seq: number]>('DELETE FROM outgoing WHERE session = ? AND seq = ?'),
+    // a hinted row, only if it still is the copy in flight with this packet id
+    outgoingDeleteInFlight: s<[session: number, seq: number, messageId: number]>(
+      'DELETE FROM outgoing WHERE session = ? AND seq = ? AND message_id = ?',
+    ),
     outgoingDeleteSession: s<[session: number]>('DELETE FROM outgoing WHERE session = ?'),
     outgoingUsage: s<[], { client_id: Id; count: number; bytes: number; inflight: number; max_seq: number }>(
       `SELECT c.client_id, COUNT(*) AS count, TOTAL(b.bytes) AS bytes, COUNT(o.message_id) AS inflight, MAX(o.seq) AS max_seq

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from 'vitest'
-import { RowHints, ROW_HINTS_KEPT } from '../../src/persistence/row-hints.js'
+import { KNOWN_COPY_MAX_BYTES, RowHints, ROW_HINTS_KEPT } from '../../src/persistence/row-hints.js'
 import type { SqlitePersistenceOptions } from '../../src/persistence/options.js'
 import { SqlitePersistence, type PacketLike } from '../../src/persistence/sqlite-persistence.js'
 
@@ -43,6 +43,20 @@ describe('RowHints', () => {
     // a counter queued twice across the generations is still ambiguous
     hints.queued(2 * ROW_HINTS_KEPT, 1)
     expect(hints.takeQueued(2 * ROW_HINTS_KEPT)).toBeUndefined()
+  })
+})
+
+describe('RowHints known copies', () => {
+  test('keeps a small stored packet until asked or forgotten, never a large one', () => {
+    const hints = new RowHints()
+    hints.copy(1024, 2, Buffer.alloc(10))
+    hints.copy(2048, 2, Buffer.alloc(KNOWN_COPY_MAX_BYTES + 1))
+    hints.copy(3072, 2, Buffer.alloc(10))
+    hints.forgetCopy(3072)
+    expect(hints.takeCopy(1024)).toMatchObject({ bytes: 2 })
+    expect(hints.takeCopy(1024)).toBeUndefined()
+    expect(hints.takeCopy(2048)).toBeUndefined()
+    expect(hints.takeCopy(3072)).toBeUndefined()
   })
 })
 
@@ -108,6 +122,36 @@ describe('SQLite store with hints', () => {
     expect(await store.outgoingClearMessageId({ id: 'c' }, { messageId: 4 })).toBeUndefined()
     expect((await queued(store, 'c')).map((p) => p.messageId)).toEqual([6])
     expect(await store.outgoingClearMessageId({ id: 'c' }, { messageId: 6 })).toMatchObject({ brokerCounter: 1 })
+  })
+
+  test('an acknowledged copy comes back as stored whether the store knew it (small) or read it (large)', async () => {
+    const store = await open()
+    const large = Buffer.alloc(KNOWN_COPY_MAX_BYTES + 1, 0x61)
+    await store.outgoingEnqueueCombi([{ clientId: 'c' }], message(1))
+    await store.outgoingEnqueueCombi([{ clientId: 'c' }], message(2, { payload: large }))
+    await store.outgoingUpdate({ id: 'c' }, { ...message(1), messageId: 4 })
+    await store.outgoingUpdate({ id: 'c' }, { ...message(2, { payload: large }), messageId: 5 })
+    const [first, second] = await queued(store, 'c')
+    expect(await store.outgoingClearMessageId({ id: 'c' }, { messageId: 4 })).toEqual(first)
+    expect(store.stats()).toMatchObject({ queued: 0, inflight: 1 })
+    expect(await store.outgoingClearMessageId({ id: 'c' }, { messageId: 5 })).toEqual(second)
+    expect(store.stats()).toMatchObject({ queued: 0, inflight: 0 })
+  })
+
+  test('a returning session drains its queue through the stream hints: right rows, right answers', async () => {
+    const store = await open()
+    // 'e' is offline: its copies leave no queue hints, only the stream's
+    await store.outgoingEnqueueCombi([{ clientId: 'e' }, { clientId: 'c' }], message(1))
+    await store.outgoingEnqueueCombi([{ clientId: 'e' }], message(2, { qos: 2 }))
+    await store.outgoingEnqueueCombi([{ clientId: 'e' }], message(3))
+    const streamed = await queued(store, 'e')
+    for (const [i, packet] of streamed.entries()) await store.outgoingUpdate({ id: 'e' }, { ...packet, messageId: 10 + i })
+    const inFlight = await queued(store, 'e')
+    expect(inFlight.map((p) => [p.brokerCounter, p.messageId])).toEqual([[1, 10], [2, 11], [3, 12]])
+    for (const [i, packet] of inFlight.entries()) expect(await store.outgoingClearMessageId({ id: 'e' }, { messageId: 10 + i })).toEqual(packet)
+    expect(await queued(store, 'e')).toEqual([])
+    expect((await queued(store, 'c')).map((p) => p.brokerCounter)).toEqual([1])
+    expect(store.stats()).toMatchObject({ queued: 1, inflight: 0 })
   })
 
   test('a packet id in flight again after its ack: the new copy is cleared, not a stale hint', async () => {
