@@ -32,8 +32,8 @@ export class OutboundWindow {
   // Allocated when first needed: most connections never hold a packet or wait for a slot.
   #pending: Pending[] | undefined
   #waiters: Array<(granted: boolean) => void> | undefined
-  /** broker id + counter of the messages the queue drain sent, while the gate is closed */
-  #drained: Set<string> | undefined
+  /** broker id -> counters of the messages the queue drain sent, while the gate is closed */
+  #drained: Map<string, Set<number>> | undefined
   #closed = false
 
   constructor(
@@ -88,11 +88,14 @@ export class OutboundWindow {
 
   /** The queue drain sends this record: remember it so the live copy, if any, is skipped. */
   claimForDrain(record: { brokerId?: string | null; brokerCounter?: number }): boolean {
-    if (!record.brokerId || !this.#gated) return true
-    const key = `${record.brokerId}:${record.brokerCounter}`
-    const drained = (this.#drained ??= new Set())
-    if (drained.has(key)) return false
-    drained.add(key)
+    const { brokerId, brokerCounter } = record
+    if (!brokerId || brokerCounter === undefined || !this.#gated) return true
+    // by broker id, then counter: no string built per record of a long queue
+    const byBroker = (this.#drained ??= new Map())
+    let counters = byBroker.get(brokerId)
+    if (counters === undefined) byBroker.set(brokerId, (counters = new Set()))
+    if (counters.has(brokerCounter)) return false
+    counters.add(brokerCounter)
     return true
   }
 
@@ -104,7 +107,7 @@ export class OutboundWindow {
     this.#drained = undefined
     if (drained && drained.size > 0 && this.#pending) {
       this.#pending = this.#pending.filter(
-        ({ packet }) => !(packet.brokerId && drained.has(`${packet.brokerId}:${packet.brokerCounter}`)),
+        ({ packet }) => !(packet.brokerId && drained.get(packet.brokerId)?.has(packet.brokerCounter)),
       )
     }
     this.#pump()
