@@ -19,9 +19,9 @@ const MESSAGE_IDS = 65_536
  * (by broker counter), the seq of a queued copy the session's stored-queue stream handed out (by
  * session, broker counter and broker id: its update follows), and the seq of a copy in flight (by
  * session and packet id); and what a small copy's row holds (by seq), so that its acknowledgement
- * deletes it without reading it first. A hint is only ever a guess: the caller checks the row it points at and falls back to the search, so a
- * stale or forgotten hint costs one look-up, never a wrong answer. Bounded: an offline session's
- * messages leave hints nobody takes.
+ * deletes it without reading it first. A hint is only ever a guess: the caller checks the row it
+ * points at and falls back to the search, so a stale or forgotten hint costs one look-up, never a
+ * wrong answer. Bounded: an offline session's messages leave hints nobody takes.
  */
 export class RowHints {
   readonly #bodyByCounter = new RecentMap<number>()
