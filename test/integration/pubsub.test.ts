@@ -53,6 +53,23 @@ describe.each(storeConfigs())('publish/subscribe on the $name store', ({ store }
       expect(afterInbox.messages).toHaveLength(0)
     })
 
+    // Retained messages go out many at a time (not one per event-loop turn): all of them, once
+    // each, also when the client's Receive Maximum holds most of them back.
+    it('delivers every one of many retained messages once to a wildcard subscriber', async () => {
+      const prefix = `many-retained/${protocolVersion}`
+      const total = 300
+      const pub = await connect()
+      await Promise.all(Array.from({ length: total }, (_, i) => pub.publishAsync(`${prefix}/${i % 7}/${i}`, String(i), { qos: 1, retain: true })))
+      const sub = await connect(protocolVersion === 5 ? { properties: { receiveMaximum: 5 } } : {})
+      const inbox = collectMessages(sub)
+      await sub.subscribeAsync(`${prefix}/#`, { qos: 1 })
+      await inbox.waitFor(total, 10_000)
+      await sleep(200) // nothing more comes
+      const payloads = inbox.messages.map((m) => Number(m.payload.toString()))
+      expect(payloads.sort((a, b) => a - b)).toEqual(Array.from({ length: total }, (_, i) => i))
+      expect(inbox.messages.every((m) => m.packet.retain)).toBe(true)
+    })
+
     it('matches + and # wildcards but never $-topics at the first level', async () => {
       const sub = await connect()
       const inbox = collectMessages(sub)
