@@ -236,32 +236,39 @@ export class SqlitePersistence {
   }
 
   async *#retainedMatching(patterns: readonly string[]): AsyncGenerator<StoredObject> {
-    const seen = new Set<string>()
+    // one pattern visits each topic once; several may meet the same topic
+    const seen = patterns.length > 1 ? new Set<string>() : undefined
     const pageSize = this.#options.pageSize
     for (const pattern of patterns) {
       if (!hasWildcard(pattern)) {
         const sql = await this.#readable()
         const row = sql.retainedGet.get(pattern)
-        if (row && !seen.has(pattern)) {
-          seen.add(pattern)
+        if (row && !seen?.has(pattern)) {
+          seen?.add(pattern)
           yield decodePacket(row.packet)
         }
         continue
       }
       const { lower, upper } = topicRange(pattern)
+      const wholePages = !pattern.includes('+')
       let from = lower
       for (;;) {
         const sql = await this.#readable()
-        const topics = upper === undefined
-          ? sql.retainedTopicsFrom.all(from, pageSize)
-          : sql.retainedTopicsBetween.all(from, upper, pageSize)
+        const topics: Array<{ topic: string; packet?: Buffer }> = wholePages
+          ? upper === undefined
+            ? sql.retainedFrom.all(from, pageSize)
+            : sql.retainedBetween.all(from, upper, pageSize)
+          : upper === undefined
+            ? sql.retainedTopicsFrom.all(from, pageSize)
+            : sql.retainedTopicsBetween.all(from, upper, pageSize)
         const packets: StoredObject[] = []
-        for (const { topic } of topics) {
-          if (seen.has(topic) || !topicMatches(pattern, topic)) continue
-          const row = sql.retainedGet.get(topic)
-          if (!row) continue
-          seen.add(topic)
-          packets.push(decodePacket(row.packet))
+        for (const row of topics) {
+          const { topic } = row
+          if (seen?.has(topic) || !topicMatches(pattern, topic)) continue
+          const packet = row.packet ?? sql.retainedGet.get(topic)?.packet
+          if (packet === undefined) continue
+          seen?.add(topic)
+          packets.push(decodePacket(packet))
         }
         yield* packets
         const last = topics.at(-1)

@@ -61,6 +61,14 @@ export function prepareStatements(db: Database) {
     retainedTopicsBetween: s<[lower: string, upper: string, limit: number], { topic: string }>(
       'SELECT topic FROM retained WHERE topic >= ? AND topic < ? ORDER BY topic LIMIT ?',
     ),
+    // Whole pages, for a filter whose one wildcard is a trailing '#': nearly every topic of its
+    // range matches, so reading the payloads of the few that do not costs less than a look-up each.
+    retainedFrom: s<[lower: string, limit: number], { topic: string; packet: Blob }>(
+      'SELECT topic, packet FROM retained WHERE topic >= ? ORDER BY topic LIMIT ?',
+    ),
+    retainedBetween: s<[lower: string, upper: string, limit: number], { topic: string; packet: Blob }>(
+      'SELECT topic, packet FROM retained WHERE topic >= ? AND topic < ? ORDER BY topic LIMIT ?',
+    ),
     retainedCount: s<[], { n: number }>('SELECT COUNT(*) AS n FROM retained'),
 
     // subscriptions
