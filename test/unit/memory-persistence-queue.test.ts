@@ -147,6 +147,39 @@ describe('MemoryPersistence outgoing queue', () => {
     expect(await shape(store)).toEqual(['m2', 'm3'])
   })
 
+  test('a long queue emptied from its head keeps order, ids and counters right', async () => {
+    const store = new MemoryPersistence()
+    for (let n = 1; n <= 3000; n++) await store.outgoingEnqueue(sub, message(n))
+    // in flight and acknowledged from the front, with one straggler left behind at 10
+    for (let n = 1; n <= 2500; n++) await store.outgoingUpdate(client, { ...message(n), messageId: n })
+    for (let n = 1; n <= 2500; n++) if (n !== 10) await store.outgoingClearMessageId(client, { messageId: n })
+    await store.outgoingEnqueue(sub, message(3001))
+    await store.outgoingUpdate(client, { ...message(2600), messageId: 7 })
+    await store.outgoingUpdate(client, { cmd: 'pubrel', messageId: 10 })
+    const left = await shape(store)
+    expect(left).toHaveLength(502)
+    expect(left.slice(0, 3)).toEqual(['pubrel#10', 'm2501', 'm2502'])
+    expect(left[100]).toBe('m2600#7')
+    expect(left.at(-1)).toBe('m3001')
+    expect(await store.outgoingClearMessageId(client, { messageId: 7 })).toMatchObject({ brokerCounter: 2600 })
+    expect(await store.outgoingClearMessageId(client, message(2501))).toMatchObject({ brokerCounter: 2501 })
+    expect(await store.outgoingClearMessageId(client, {})).toMatchObject({ brokerCounter: 2502 }) // the oldest queued
+    expect(await shape(store)).toHaveLength(499)
+  })
+
+  test('an old unacknowledged message stays first while everything after it comes and goes', async () => {
+    const store = await storeWith(1)
+    await store.outgoingUpdate(client, { ...message(1), messageId: 1 }) // never acknowledged
+    for (let round = 0; round < 3; round++) {
+      for (let n = 2; n <= 1500; n++) await store.outgoingEnqueue(sub, message(round * 10_000 + n))
+      for (let n = 2; n <= 1500; n++) await store.outgoingClearMessageId(client, message(round * 10_000 + n))
+    }
+    await store.outgoingEnqueue(sub, message(99_999))
+    expect(await shape(store)).toEqual(['m1#1', 'm99999'])
+    expect(await store.outgoingClearMessageId(client, { messageId: 1 })).toMatchObject({ brokerCounter: 1 })
+    expect(await shape(store)).toEqual(['m99999'])
+  })
+
   test('queues are per client', async () => {
     const store = await storeWith(1)
     await store.outgoingEnqueueCombi([{ clientId: 'd' }], message(1))
