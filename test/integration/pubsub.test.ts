@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 import { useBroker } from '../helpers/in-process-broker.js'
 import { collectMessages, sleep } from '../helpers/mqtt-clients.js'
@@ -68,6 +69,28 @@ describe.each(storeConfigs())('publish/subscribe on the $name store', ({ store }
       const payloads = inbox.messages.map((m) => Number(m.payload.toString()))
       expect(payloads.sort((a, b) => a - b)).toEqual(Array.from({ length: total }, (_, i) => i))
       expect(inbox.messages.every((m) => m.packet.retain)).toBe(true)
+    })
+
+    it('survives a retained-message stream that fails, and keeps serving the subscriber', async () => {
+      const store = (running.broker.aedes as unknown as { persistence: { createRetainedStreamCombi(patterns: string[]): Readable } }).persistence
+      const original = store.createRetainedStreamCombi
+      store.createRetainedStreamCombi = () =>
+        Readable.from(
+          (async function* failing(): AsyncGenerator<never> {
+            throw new Error('store read failed')
+          })(),
+        )
+      const sub = await connect()
+      const inbox = collectMessages(sub)
+      try {
+        await sub.subscribeAsync(`failing-retained/${protocolVersion}`, { qos: 1 })
+      } finally {
+        store.createRetainedStreamCombi = original
+      }
+      const pub = await connect()
+      await pub.publishAsync(`failing-retained/${protocolVersion}`, 'live', { qos: 1 })
+      const [msg] = await inbox.waitFor(1)
+      expect(msg?.payload.toString()).toBe('live')
     })
 
     it('matches + and # wildcards but never $-topics at the first level', async () => {
