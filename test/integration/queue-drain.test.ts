@@ -2,6 +2,7 @@ import type { Client } from 'aedes'
 import { describe, expect, it } from 'vitest'
 import { useBroker } from '../helpers/in-process-broker.js'
 import { collectMessages, sleep } from '../helpers/mqtt-clients.js'
+import { connectPacket, rawConnect } from '../helpers/raw-client.js'
 import { storeConfigs } from '../helpers/stores.js'
 
 // The queue a session finds at CONNECT is drained by aedes's emptyQueue (patched, see
@@ -71,5 +72,39 @@ describe.each(storeConfigs())('queue drain at CONNECT ($name store)', ({ store }
     const rest = collectMessages(again)
     await sleep(500)
     expect(rest.messages).toHaveLength(0)
+  })
+
+  // The connection drops in the middle of its backlog (a Receive Maximum of 50 keeps the drain
+  // waiting for acknowledgements): what the client acknowledged is gone, everything else comes
+  // again when it is back, in order.
+  it('a subscriber that leaves in the middle of its backlog gets the unacknowledged rest when it is back', async () => {
+    const clientId = 'drain-resume'
+    const away = await pool.connect(running.url, session(clientId))
+    await away.subscribeAsync('drain/resume', { qos: 1 })
+    await away.endAsync()
+    const pub = await pool.connect(running.url, { protocolVersion: 5 })
+    const total = 1000
+    for (let i = 0; i < total; i++) await pub.publishAsync('drain/resume', String(i), { qos: 1 })
+
+    const raw = await rawConnect(running.port, 5)
+    raw.send(connectPacket(clientId, { protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 60, receiveMaximum: 50 } }))
+    const acked: number[] = []
+    while (acked.length < 300) {
+      const publish = (await raw.next((p) => p.cmd === 'publish' && !acked.includes(Number(p.payload.toString())), 5000)) as { payload: Buffer; messageId: number }
+      acked.push(Number(publish.payload.toString()))
+      raw.send({ cmd: 'puback', messageId: publish.messageId, reasonCode: 0 })
+    }
+    await sleep(200)
+    const sentBeforeLeaving = raw.received.filter((p) => p.cmd === 'publish').length
+    raw.close() // abruptly, 50 messages unacknowledged and the rest of the queue still stored
+    await raw.closed
+
+    const back = pool.raw(running.url, session(clientId))
+    const inbox = collectMessages(back)
+    await inbox.waitFor(total - 300, 10_000)
+    await sleep(300) // nothing more comes
+    expect(sentBeforeLeaving).toBe(350)
+    expect(acked).toEqual(Array.from({ length: 300 }, (_, i) => i))
+    expect(inbox.messages.map((m) => Number(m.payload.toString()))).toEqual(Array.from({ length: total - 300 }, (_, i) => 300 + i))
   })
 })
