@@ -116,9 +116,18 @@ export class MemoryPersistence extends AsyncMemoryPersistence {
     this.#queueOf(sub.clientId).push(new Packet(packet))
   }
 
-  /** One copy per subscription, as the base class does: a client listed twice gets two. */
+  /**
+   * One copy per subscription, as the base class does: a client listed twice gets two. The copies
+   * of one message share one packet until one of them is sent (see OutgoingQueue.update).
+   */
   override async outgoingEnqueueCombi(subs: ReadonlyArray<{ clientId: string }>, packet: OutgoingPacket): Promise<void> {
-    for (const sub of subs) this.#queueOf(sub.clientId).push(new Packet(packet))
+    if (subs.length === 1) {
+      this.#queueOf((subs[0] as { clientId: string }).clientId).push(new Packet(packet))
+      return
+    }
+    const copy = new Packet(packet)
+    sharedCopies.add(copy)
+    for (const sub of subs) this.#queueOf(sub.clientId).push(copy)
   }
 
   /**
@@ -183,6 +192,9 @@ export class MemoryPersistence extends AsyncMemoryPersistence {
 
 /** A seq, or the seqs in ascending (queue) order when several packets share an index key. */
 type Seqs = number | number[]
+
+/** Queued packets shared by the queues of several sessions: never given a packet id in place. */
+const sharedCopies = new WeakSet<OutgoingPacket>()
 
 /** Packets per chunk of a queue. */
 const CHUNK = 1024
@@ -255,7 +267,12 @@ class OutgoingQueue {
     if (packet.brokerId !== undefined && packet.brokerCounter !== undefined) {
       const seq = first(this.#byCounter.get(packet.brokerId)?.get(packet.brokerCounter))
       if (seq !== undefined) {
-        const stored = this.#at(seq)
+        let stored = this.#at(seq)
+        // a packet queued for several sessions gets a copy of its own once it has a packet id
+        if (sharedCopies.has(stored)) {
+          stored = new Packet(stored)
+          this.#chunkOf(seq).slots[seq % CHUNK] = stored
+        }
         this.#unindexMessageId(seq, stored)
         stored.messageId = packet.messageId
         this.#indexMessageId(seq, stored)

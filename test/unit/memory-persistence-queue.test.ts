@@ -180,6 +180,20 @@ describe('MemoryPersistence outgoing queue', () => {
     expect(await shape(store)).toEqual(['m99999'])
   })
 
+  test('one message queued for several sessions: each copy takes its own packet id', async () => {
+    const store = new MemoryPersistence()
+    await store.outgoingEnqueueCombi([{ clientId: 'c' }, { clientId: 'd' }, { clientId: 'e' }], message(1))
+    await store.outgoingUpdate(client, { ...message(1), messageId: 4 })
+    await store.outgoingUpdate({ id: 'd' }, { ...message(1), messageId: 9 })
+    expect(await shape(store)).toEqual(['m1#4'])
+    expect(((await store.outgoingStream({ id: 'd' }).toArray()) as Queued[]).map((p) => p.messageId)).toEqual([9])
+    expect(((await store.outgoingStream({ id: 'e' }).toArray()) as Queued[]).map((p) => p.messageId)).toEqual([undefined])
+    expect(await store.outgoingClearMessageId(client, { messageId: 4 })).toMatchObject({ brokerCounter: 1, messageId: 4 })
+    expect(((await store.outgoingStream({ id: 'd' }).toArray()) as Queued[]).map((p) => p.messageId)).toEqual([9])
+    expect(await store.outgoingClearMessageId({ id: 'e' }, message(1))).toMatchObject({ brokerCounter: 1, messageId: undefined })
+    expect(await store.outgoingClearMessageId({ id: 'd' }, { messageId: 9 })).toMatchObject({ brokerCounter: 1, messageId: 9 })
+  })
+
   test('queues are per client', async () => {
     const store = await storeWith(1)
     await store.outgoingEnqueueCombi([{ clientId: 'd' }], message(1))
