@@ -251,6 +251,11 @@ class OutgoingQueue {
     return this.#chunkOf(seq).slots[seq % CHUNK] as OutgoingPacket
   }
 
+  /** Replaces the packet at a seq, in its place in the queue. */
+  #set(seq: number, packet: OutgoingPacket): void {
+    this.#chunkOf(seq).slots[seq % CHUNK] = packet
+  }
+
   #delete(seq: number): void {
     const no = Math.floor(seq / CHUNK)
     const chunk = this.#chunks.get(no) as Chunk
@@ -271,7 +276,7 @@ class OutgoingQueue {
         // a packet queued for several sessions gets a copy of its own once it has a packet id
         if (sharedCopies.has(stored)) {
           stored = new Packet(stored)
-          this.#chunkOf(seq).slots[seq % CHUNK] = stored
+          this.#set(seq, stored)
         }
         this.#unindexMessageId(seq, stored)
         stored.messageId = packet.messageId
@@ -283,8 +288,7 @@ class OutgoingQueue {
     const seq = this.#firstWithMessageId(packet.messageId, (stored) => stored.brokerId !== packet.brokerId)
     if (seq === undefined) return false
     this.#unindex(seq, this.#at(seq))
-    // the same slot: the queue position
-    this.#chunkOf(seq).slots[seq % CHUNK] = packet
+    this.#set(seq, packet)
     this.#index(seq, packet)
     return true
   }
