@@ -14,12 +14,16 @@ describe.each(storeConfigs())('queue drain at CONNECT ($name store)', ({ store }
   const { running, pool } = useBroker(() => ({ store: store() }))
 
   const session = (clientId: string) => ({ protocolVersion: 5 as const, clientId, clean: false, properties: { sessionExpiryInterval: 60 } })
+  /** Leaves a persistent session subscribed to `topic` offline; resolves with a publisher. */
+  const offlineSession = async (clientId: string, topic: string, qos: 1 | 2) => {
+    const away = await pool.connect(running.url, session(clientId))
+    await away.subscribeAsync(topic, { qos })
+    await away.endAsync()
+    return pool.connect(running.url, { protocolVersion: 5 })
+  }
 
   it('gets through a queue of many expired messages and then delivers live ones', async () => {
-    const away = await pool.connect(running.url, session('drain-expired'))
-    await away.subscribeAsync('drain/q', { qos: 1 })
-    await away.endAsync()
-    const pub = await pool.connect(running.url, { protocolVersion: 5 })
+    const pub = await offlineSession('drain-expired', 'drain/q', 1)
     for (let i = 0; i < 40; i++) await pub.publishAsync('drain/q', `old-${i}`, { qos: 1, properties: { messageExpiryInterval: 1 } })
     await pub.publishAsync('drain/q', 'kept', { qos: 1, properties: { messageExpiryInterval: 120 } })
     await sleep(2100)
@@ -36,10 +40,7 @@ describe.each(storeConfigs())('queue drain at CONNECT ($name store)', ({ store }
   // when the updates settle out of order, and every one must be cleared by its acknowledgement.
   it('sends a backlog in queue order when its updates settle out of order, and clears it', async () => {
     const clientId = 'drain-order'
-    const away = await pool.connect(running.url, session(clientId))
-    await away.subscribeAsync('drain/order', { qos: 2 })
-    await away.endAsync()
-    const pub = await pool.connect(running.url, { protocolVersion: 5 })
+    const pub = await offlineSession(clientId, 'drain/order', 2)
     const total = 300
     // one after the other: a QoS 2 message is queued at its PUBREL, so concurrent ones would
     // be queued out of publish order
@@ -79,10 +80,7 @@ describe.each(storeConfigs())('queue drain at CONNECT ($name store)', ({ store }
   // again when it is back, in order.
   it('a subscriber that leaves in the middle of its backlog gets the unacknowledged rest when it is back', async () => {
     const clientId = 'drain-resume'
-    const away = await pool.connect(running.url, session(clientId))
-    await away.subscribeAsync('drain/resume', { qos: 1 })
-    await away.endAsync()
-    const pub = await pool.connect(running.url, { protocolVersion: 5 })
+    const pub = await offlineSession(clientId, 'drain/resume', 1)
     const total = 1000
     for (let i = 0; i < total; i++) await pub.publishAsync('drain/resume', String(i), { qos: 1 })
 
