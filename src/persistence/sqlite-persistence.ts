@@ -254,7 +254,7 @@ export class SqlitePersistence {
       let from = lower
       for (;;) {
         const sql = await this.#readable()
-        const topics: Array<{ topic: string; packet?: Buffer }> = wholePages
+        const page: Array<{ topic: string; packet?: Buffer }> = wholePages
           ? upper === undefined
             ? sql.retainedFrom.all(from, pageSize)
             : sql.retainedBetween.all(from, upper, pageSize)
@@ -262,7 +262,7 @@ export class SqlitePersistence {
             ? sql.retainedTopicsFrom.all(from, pageSize)
             : sql.retainedTopicsBetween.all(from, upper, pageSize)
         const packets: StoredObject[] = []
-        for (const row of topics) {
+        for (const row of page) {
           const { topic } = row
           if (seen?.has(topic) || !topicMatches(pattern, topic)) continue
           const packet = row.packet ?? sql.retainedGet.get(topic)?.packet
@@ -271,8 +271,8 @@ export class SqlitePersistence {
           packets.push(decodePacket(packet))
         }
         yield* packets
-        const last = topics.at(-1)
-        if (topics.length < pageSize || last === undefined) break
+        const last = page.at(-1)
+        if (page.length < pageSize || last === undefined) break
         // U+0000 cannot occur in a topic [MQTT-4.7.3-2]: this is the next possible topic.
         from = `${last.topic}\u0000`
       }
@@ -485,13 +485,10 @@ export class SqlitePersistence {
       const session = this.#sessionIds.get(client.id)
       if (session === undefined) return
       if (brokerId !== null && brokerCounter !== null) {
-        // a copy the session's queue stream just handed out, or a message queued for this one
-        // session and not sent yet: its row is known
-        let seq = this.#hints.takeStreamed(session, brokerId, brokerCounter)
-        if (seq === undefined && brokerId === this.#broker?.id) {
-          const body = this.#hints.takeQueued(brokerCounter)
-          if (body !== undefined) seq = body * SEQ_PER_BODY
-        }
+        // a message queued for this one session and not sent yet (every live delivery: a numeric
+        // key), or a copy the session's queue stream just handed out: its row is known
+        const body = brokerId === this.#broker?.id ? this.#hints.takeQueued(brokerCounter) : undefined
+        const seq = body !== undefined ? body * SEQ_PER_BODY : this.#hints.takeStreamed(session, brokerId, brokerCounter)
         if (seq !== undefined && sql.outgoingSetMessageIdIfQueued.run(messageId, session, seq).changes === 1) {
           this.#queues.change(client.id, 0, false, messageId !== null)
           if (messageId !== null) this.#hints.inFlight(session, messageId, seq)
