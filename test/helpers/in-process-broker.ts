@@ -35,6 +35,16 @@ export async function startBroker(
 }
 
 /**
+ * The store object aedes calls, with mqlite's wrappers on its methods, typed as the methods a test
+ * reads or replaces (to observe it or to make it slow or fail).
+ */
+export function aedesStore<Methods extends object>(broker: MqliteBroker): Methods {
+  const aedes = broker.aedes as unknown as { persistence: Methods } | undefined
+  if (!aedes) throw new Error('the broker has not started')
+  return aedes.persistence
+}
+
+/**
  * A broker for one `describe` block: started before its tests and closed after them, with a
  * client pool closed after each test. `running` reads the started broker.
  */

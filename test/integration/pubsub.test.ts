@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
-import { useBroker } from '../helpers/in-process-broker.js'
+import { aedesStore, useBroker } from '../helpers/in-process-broker.js'
 import { collectMessages, sleep } from '../helpers/mqtt-clients.js'
 import { storeConfigs } from '../helpers/stores.js'
 
@@ -72,7 +72,7 @@ describe.each(storeConfigs())('publish/subscribe on the $name store', ({ store }
     })
 
     it('survives a retained-message stream that fails, and keeps serving the subscriber', async () => {
-      const store = (running.broker.aedes as unknown as { persistence: { createRetainedStreamCombi(patterns: string[]): Readable } }).persistence
+      const store = aedesStore<{ createRetainedStreamCombi(patterns: string[]): Readable }>(running.broker)
       const original = store.createRetainedStreamCombi
       store.createRetainedStreamCombi = () =>
         Readable.from(

@@ -1,6 +1,6 @@
 import type { Client } from 'aedes'
 import { describe, expect, it } from 'vitest'
-import { useBroker } from '../helpers/in-process-broker.js'
+import { aedesStore, useBroker } from '../helpers/in-process-broker.js'
 import { collectMessages, sleep } from '../helpers/mqtt-clients.js'
 import { connectPacket, rawConnect } from '../helpers/raw-client.js'
 import { storeConfigs } from '../helpers/stores.js'
@@ -46,7 +46,7 @@ describe.each(storeConfigs())('queue drain at CONNECT ($name store)', ({ store }
     // be queued out of publish order
     for (let i = 0; i < total; i++) await pub.publishAsync('drain/order', String(i), { qos: i % 2 === 0 ? 1 : 2 })
 
-    const persistence = (running.broker.aedes as unknown as { persistence: { outgoingUpdate(client: Client, packet: object): Promise<void> } }).persistence
+    const persistence = aedesStore<{ outgoingUpdate(client: Client, packet: object): Promise<void> }>(running.broker)
     const update = persistence.outgoingUpdate
     let updates = 0
     persistence.outgoingUpdate = function delayed(this: unknown, client: Client, packet: object) {

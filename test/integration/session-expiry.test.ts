@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream'
 import { describe, expect, it } from 'vitest'
-import { useBroker } from '../helpers/in-process-broker.js'
+import { aedesStore, useBroker } from '../helpers/in-process-broker.js'
 import { sleep } from '../helpers/mqtt-clients.js'
 
 // On the memory store, aedes's own timer ends an expired session (_wipeSession): subscriptions,
@@ -18,7 +18,7 @@ describe('session expiry (memory store)', () => {
     const pub = await pool.connect(running.url, { protocolVersion: 5 })
     for (let i = 0; i < 100; i++) await pub.publishAsync('expiry/q', String(i), { qos: 1 })
     await sleep(2500)
-    const store = (running.broker.aedes as unknown as { persistence: { outgoingStream(client: { id: string }): Readable } }).persistence
+    const store = aedesStore<{ outgoingStream(client: { id: string }): Readable }>(running.broker)
     expect(await store.outgoingStream({ id: clientId }).toArray()).toEqual([])
   })
 })
