@@ -75,6 +75,32 @@ describe.each(storeConfigs())('queue drain at CONNECT ($name store)', ({ store }
     expect(rest.messages).toHaveLength(0)
   })
 
+  // Live messages wait until the stored queue has been written, not only read: the last batch of
+  // queued messages is still between its store updates and its writes when the store's stream ends.
+  it('sends a message published during the drain after every queued one', async () => {
+    const clientId = 'drain-then-live'
+    const pub = await offlineSession(clientId, 'drain/live', 1)
+    const total = 300
+    for (let i = 0; i < total; i++) await pub.publishAsync('drain/live', String(i), { qos: 1 })
+
+    const persistence = aedesStore<{ outgoingUpdate(client: Client, packet: object): Promise<void> }>(running.broker)
+    const update = persistence.outgoingUpdate
+    // the queue's updates settle slowly, so the drain is still writing when the live message comes
+    persistence.outgoingUpdate = function slow(this: unknown, client: Client, packet: object) {
+      return update.call(this, client, packet).then(() => sleep(5))
+    }
+    try {
+      const back = pool.raw(running.url, session(clientId))
+      const inbox = collectMessages(back)
+      await new Promise<void>((resolve) => back.once('connect', () => resolve()))
+      await pub.publishAsync('drain/live', 'live', { qos: 1 })
+      await inbox.waitFor(total + 1, 10_000)
+      expect(inbox.messages.map((m) => m.payload.toString())).toEqual([...Array.from({ length: total }, (_, i) => String(i)), 'live'])
+    } finally {
+      persistence.outgoingUpdate = update
+    }
+  })
+
   // The connection drops in the middle of its backlog (a Receive Maximum of 50 keeps the drain
   // waiting for acknowledgements): what the client acknowledged is gone, everything else comes
   // again when it is back, in order.

@@ -99,16 +99,30 @@ export class OutboundWindow {
     return true
   }
 
-  /** The stored queue has been sent: let live messages through, minus those it contained. */
+  /**
+   * The stored queue has been sent: let live messages through, minus those it contained. A live
+   * copy of one of them can still come later (in a cluster it crosses the Redis bus after the
+   * store saw the message): the client's duplicate marks (aedes's per-broker high-water counter)
+   * are raised past every message the queue sent, so such a copy is skipped, not sent again
+   * under a second packet id. Older messages of those brokers were in the queue too.
+   */
   open(): void {
     if (!this.#gated) return
     this.#gated = false
     const drained = this.#drained
     this.#drained = undefined
-    if (drained && drained.size > 0 && this.#pending) {
-      this.#pending = this.#pending.filter(
-        ({ packet }) => !(packet.brokerId && drained.get(packet.brokerId)?.has(packet.brokerCounter)),
-      )
+    if (drained && drained.size > 0) {
+      if (this.#pending) {
+        this.#pending = this.#pending.filter(
+          ({ packet }) => !(packet.brokerId && drained.get(packet.brokerId)?.has(packet.brokerCounter)),
+        )
+      }
+      const marks = this.client.duplicates
+      for (const [brokerId, counters] of drained) {
+        let mark = marks[brokerId] ?? 0
+        for (const counter of counters) if (counter > mark) mark = counter
+        marks[brokerId] = mark
+      }
     }
     this.#pump()
   }
@@ -181,6 +195,10 @@ export interface FlowControlOptions {
  * and the close listener are shared.
  */
 export function installOutboundWindows(broker: Aedes, options: FlowControlOptions): void {
+  // The gate opens once aedes has written the whole stored queue (its last connect step ends
+  // with clientReady), not when the store's stream ends: up to a batch of queued messages can
+  // still be between their store update and their write then, and live ones must come after them.
+  broker.on('clientReady', (client) => windows.get(client)?.open())
   tapInbound(broker, (packet, client) => {
     if (packet.cmd === 'puback' || packet.cmd === 'pubcomp') windows.get(client)?.release()
     else if (packet.cmd === 'pubrec' && ((packet.reasonCode as number | undefined) ?? 0) >= REASON_CODE_ERROR) windows.get(client)?.release()
@@ -199,8 +217,8 @@ function closeWindow(this: { client?: Client }): void {
 
 /**
  * The queue drained after CONNECT is written by aedes directly, not through the delivery
- * functions: pace it through the same window, one slot per PUBLISH or PUBREL, and open the gate
- * for live messages when it ends.
+ * functions: pace it through the same window, one slot per PUBLISH or PUBREL, and the gate for
+ * live messages opens once aedes has written all of it.
  */
 export function pacedOutgoingStream(
   client: Client,
@@ -225,7 +243,8 @@ export function pacedOutgoingStream(
 /**
  * The paced drain as a small Readable pulling from the store's stream: a record the window has
  * already seen is skipped, one that takes a slot waits for it, and when the store's stream ends
- * (or a slot is refused: the connection is gone) the gate opens and this stream ends. It runs at
+ * (or a slot is refused: the connection is gone) this stream ends; the gate opens when aedes has
+ * written what it read (clientReady), or at once if this stream is destroyed first. It runs at
  * every CONNECT, so it is not an async generator over the source (Readable.from + for await):
  * those promises and iterators kept each connect's objects alive across many ticks, and under a
  * burst of connections the heap promoted them, to be collected much later.
@@ -262,7 +281,10 @@ class PacedDrain extends Readable {
   }
 
   override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
-    this.#open()
+    // destroyed before its end (the drain failed or was abandoned): nothing will be written after
+    // this, so live messages may go; after a normal end, clientReady opens the gate
+    if (err || !this.#done) this.#window.open()
+    this.#done = true
     if (!this.#source.destroyed) this.#source.destroy()
     callback(err)
   }
@@ -294,17 +316,11 @@ class PacedDrain extends Readable {
     }
   }
 
-  /** The store's queue has been sent (or is no longer wanted): open the gate, end the stream. */
+  /** The store's queue has all been handed out (or is no longer wanted): end the stream. */
   #finish(): void {
     if (this.#done) return
-    this.#open()
-    this.push(null)
-  }
-
-  #open(): void {
-    if (this.#done) return
     this.#done = true
-    this.#window.open()
+    this.push(null)
   }
 }
 
