@@ -1,5 +1,5 @@
 import type { Client } from 'aedes'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { aedesStore, useBroker } from '../helpers/in-process-broker.js'
 import { collectMessages, sleep } from '../helpers/mqtt-clients.js'
 import { connectPacket, rawConnect } from '../helpers/raw-client.js'
@@ -33,6 +33,21 @@ describe.each(storeConfigs())('queue drain at CONNECT ($name store)', ({ store }
     await pub.publishAsync('drain/q', 'live', { qos: 1 })
     await inbox.waitFor(2, 3000)
     expect(inbox.messages.map((m) => m.payload.toString())).toEqual(['kept', 'live'])
+  })
+
+  it('[MQTT-4.4.0-1, MQTT-3.3.1-1] sends an unacknowledged message again under its packet id, flagged DUP', async () => {
+    const clientId = 'drain-dup'
+    const sub = await pool.connect(running.url, session(clientId))
+    await sub.subscribeAsync('drain/dup', { qos: 1 })
+    const got: Array<{ messageId?: number; dup: boolean }> = []
+    sub.handleMessage = (packet) => void got.push({ messageId: packet.messageId, dup: packet.dup }) // never acknowledged
+    const pub = await pool.connect(running.url, { protocolVersion: 5 })
+    await pub.publishAsync('drain/dup', 'once', { qos: 1 })
+    await vi.waitFor(() => expect(got).toHaveLength(1))
+    sub.end(true)
+    const inbox = collectMessages(pool.raw(running.url, session(clientId)))
+    const [again] = await inbox.waitFor(1)
+    expect([got[0]!.dup, again!.payload.toString(), again!.packet.messageId, again!.packet.dup]).toEqual([false, 'once', got[0]!.messageId, true])
   })
 
   // The drain keeps many records between their store update and their write (one commit and one
