@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { ACK_WINDOW_MS_DEFAULT } from '../persistence/options.js'
 
 // The one configuration schema. Every key has a description (it feeds `mqlite --help` and the
 // README reference) and a default where one makes sense, so an empty config is a working broker.
@@ -82,6 +83,13 @@ const storeSchema = z
       .enum(['drop-oldest', 'refuse'])
       .default('drop-oldest')
       .describe('what happens to a full session queue: drop its oldest message, or refuse the new one'),
+    ackWindowMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(60_000)
+      .default(ACK_WINDOW_MS_DEFAULT)
+      .describe('ms a QoS 1 message for one connected persistent session waits in memory for its PUBACK before it is written (0 = written at once)'),
   })
   .strict()
 

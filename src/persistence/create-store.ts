@@ -49,6 +49,7 @@ export function createStore(config: Config, logger: Logger, observer: StoreObser
         maxQueuedMessages: config.store.maxQueuedMessages,
         maxQueuedBytes: config.store.maxQueuedBytes,
         queuePolicy: config.store.queuePolicy,
+        ackWindowMs: config.store.ackWindowMs,
         logger,
         ...(onCommit && { onCommit: ({ batchSize, durationSeconds }) => onCommit(batchSize, durationSeconds) }),
         ...(onDrop && { onDrop: (reason, count) => onDrop(reason, count) }),

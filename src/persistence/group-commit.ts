@@ -89,6 +89,24 @@ export class GroupCommit {
     return promise
   }
 
+  /**
+   * Applies `work` now, in the open batch (opened if needed), without a promise of its own: for a
+   * write whose caller learns of the commit another way (join). Throws what `work` throws.
+   */
+  apply<T>(work: () => T): T {
+    if (!this.#open) this.#openBatch()
+    return work()
+  }
+
+  /** Settles with the open batch's COMMIT (opening a batch if none is). */
+  join(): Promise<void> {
+    if (!this.#open) this.#openBatch()
+    return new Promise<void>((resolve, reject) => {
+      this.#waiters.push(resolve)
+      this.#rejecters.push(reject)
+    })
+  }
+
   /** Resolves once nothing written so far is uncommitted, whether that commit succeeded or not. */
   settled(): Promise<void> {
     if (!this.#open) return Promise.resolve()
@@ -113,6 +131,13 @@ export class GroupCommit {
     this.#immediate = undefined
     this.#timeout = undefined
     if (!this.#open) return
+    // first, while the batch is still the open one: its last writes belong to this commit
+    let failure: unknown
+    try {
+      this.#options.beforeCommit?.()
+    } catch (err) {
+      failure = err ?? new Error('beforeCommit failed')
+    }
     const waiters = this.#waiters
     const rejecters = this.#rejecters
     const listeners = this.#listeners
@@ -122,7 +147,7 @@ export class GroupCommit {
     this.#open = false
     const started = performance.now()
     try {
-      this.#options.beforeCommit?.()
+      if (failure !== undefined) throw failure
       this.#commit.run()
     } catch (cause) {
       // SQLite keeps the transaction open after a failed COMMIT (e.g. SQLITE_BUSY, a deferred

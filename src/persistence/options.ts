@@ -13,6 +13,9 @@ export interface StoreLogger {
   error(obj: object, msg?: string): void
 }
 
+/** The store's default ackWindowMs. */
+export const ACK_WINDOW_MS_DEFAULT = 20
+
 export interface SqlitePersistenceOptions {
   /** database file, or ':memory:' (tests); the parent directory is created if missing */
   path: string
@@ -31,6 +34,12 @@ export interface SqlitePersistenceOptions {
   commitIntervalMs?: number
   /** commit at once when this many writes are pending (default 1000) */
   maxBatch?: number
+  /**
+   * How long a QoS 1 message queued for one connected session may wait in memory for that
+   * session's PUBACK before it is written (default 20 ms; 0: written at once). Acknowledged in
+   * time, it is never written; its publisher's PUBACK waits for either.
+   */
+  ackWindowMs?: number
   /** how long a write waits for a lock held by another connection (default 5000 ms) */
   busyTimeoutMs?: number
   /** rows per read when streaming a session's queue (default 256) */
@@ -50,6 +59,7 @@ export interface ResolvedStoreOptions {
   readonly queuePolicy: QueuePolicy
   readonly commitIntervalMs: number
   readonly maxBatch: number
+  readonly ackWindowMs: number
   readonly busyTimeoutMs: number
   readonly pageSize: number
   readonly logger: StoreLogger | undefined
@@ -86,6 +96,7 @@ export function resolveStoreOptions(input: string | SqlitePersistenceOptions): R
     maxQueuedBytes: count('maxQueuedBytes', 0, 0),
     commitIntervalMs: count('commitIntervalMs', 0, 0),
     maxBatch: count('maxBatch', 1000, 1),
+    ackWindowMs: count('ackWindowMs', ACK_WINDOW_MS_DEFAULT, 0),
     busyTimeoutMs: count('busyTimeoutMs', 5000, 0),
     pageSize: count('pageSize', 256, 1),
     logger: opts.logger,

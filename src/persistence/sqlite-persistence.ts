@@ -4,12 +4,13 @@ import { Readable } from 'node:stream'
 import type { Database, Statement } from 'better-sqlite3'
 import { NoSuchPacketError, QueueFullError, StoreClosedError } from './errors.js'
 import { GroupCommit } from './group-commit.js'
+import { HeldMessages, type HeldMessage } from './held-messages.js'
 import { openDatabase } from './open-database.js'
 import { resolveStoreOptions, type DropReason, type ResolvedStoreOptions, type SqlitePersistenceOptions } from './options.js'
 import { decodePacket, encodePacket, payloadBytes, type StoredObject } from './packet-codec.js'
 import { QueueAccounting, type QueueLimits } from './queue-accounting.js'
 import { SEQ_PER_BODY } from './schema.js'
-import { bodiesInsertRows, INSERT_ROWS_MAX, outgoingInsertRows, prepareStatements, type BodyValues, type OutgoingRow, type Statements } from './statements.js'
+import { bodiesInsertRows, INSERT_ROWS_MAX, outgoingInsertRows, outgoingInsertSentRows, prepareStatements, type BodyValues, type OutgoingRow, type Statements } from './statements.js'
 import { RowHints } from './row-hints.js'
 import { SubscriptionIndex, type MatchedSubscription } from './subscription-index.js'
 import { topicMatches } from '../mqtt/topic-match.js'
@@ -17,6 +18,14 @@ import { hasWildcard, topicRange } from './topic-filter.js'
 
 /** A session expiry interval of 0xFFFFFFFF seconds means "never expires" [MQTT-3.1.2.11.2]. */
 export const SESSION_NEVER_EXPIRES = 0xffffffff
+
+/** Messages held at most at once (see #hold); more take the usual path. */
+const HELD_MAX = 65_536
+/**
+ * A held message not sent within this many ack windows is written anyway: the patched aedes says
+ * when its publisher waits (outgoingAwaited), a caller that does not is not kept waiting forever.
+ */
+const UNSENT_WINDOWS = 50
 
 /** Values per bodies row (BodyValues). */
 const BODY_VALUES = 6
@@ -95,6 +104,12 @@ const AedesPacket = require('aedes-packet') as new (original: object, broker?: o
  * Read methods first wait until nothing uncommitted is pending, so they never hand out state that
  * a failed commit could still take back. Subscription matching is served from memory.
  *
+ * One exception, for speed: a QoS 1 message queued (outgoingEnqueueCombi) for one connected
+ * session is held in memory (#hold, HeldMessages). Its promise settles once it is committed or
+ * once the session acknowledged it, whichever comes first; an acknowledgement soon after it went
+ * out spares every write. So its caller delivers it first and waits afterwards: the patched aedes
+ * does (enqueuesAtOnce), and tells the store when it starts waiting (outgoingAwaited).
+ *
  * Offline-queue bounds (maxQueuedMessages / maxQueuedBytes per session, 0 = unlimited; both count
  * queued and in-flight rows):
  * - 'drop-oldest': the session's oldest queued (never sent) messages are deleted to make room; a
@@ -124,12 +139,19 @@ export class SqlitePersistence {
   #insertBodies: (n: number) => Statement<Array<BodyValues[number]>> = () => {
     throw new StoreClosedError('not set up')
   }
+  #insertSentRows: (n: number) => Statement<Array<number | null>> = () => {
+    throw new StoreClosedError('not set up')
+  }
   // Rows of the open batch's enqueues, not inserted yet: they go in INSERT_ROWS_MAX at a time
   // (about 40% less time than a statement or two per message), and the rest before anything
   // else touches the database and before COMMIT (#insertDeferred). Their promises settle with
   // that COMMIT.
   readonly #deferredBodies: Array<BodyValues[number]> = []
   readonly #deferredCopies: number[] = []
+  /** held messages being written: (session, seq, message_id) per row */
+  readonly #deferredSent: Array<number | null> = []
+  /** QoS 1 messages for a connected session, waiting for its PUBACK before being written */
+  readonly #held: HeldMessages
   /** a deferred insert that failed: the batch's commit must fail with it */
   #deferredError: unknown
   /** where a live session's next update and acknowledgement will find their row */
@@ -156,7 +178,15 @@ export class SqlitePersistence {
   constructor(options: string | SqlitePersistenceOptions) {
     this.#options = resolveStoreOptions(options)
     this.#limits = { maxMessages: this.#options.maxQueuedMessages, maxBytes: this.#options.maxQueuedBytes }
+    const { ackWindowMs } = this.#options
+    this.#held = new HeldMessages(ackWindowMs, ackWindowMs * UNSENT_WINDOWS, () => this.#writeDueHeld())
   }
+
+  /**
+   * Read by the patched aedes: an enqueue's rows are seen by the store's next call before its
+   * promise settles, so live deliveries need not wait for the commit (the publisher's PUBACK does).
+   */
+  readonly enqueuesAtOnce = true
 
   /** The broker given to setup() (the aedes-persistence conformance suite reads it). */
   get broker(): BrokerRef | undefined {
@@ -178,10 +208,12 @@ export class SqlitePersistence {
       this.#sql = prepareStatements(db)
       this.#insertRows = outgoingInsertRows(db)
       this.#insertBodies = bodiesInsertRows(db)
+      this.#insertSentRows = outgoingInsertSentRows(db)
       this.#commit = new GroupCommit(db, {
         maxBatch,
         commitIntervalMs,
         beforeCommit: () => {
+          this.#writeHeld(this.#held.takeDue(Date.now()))
           this.#insertDeferred()
           const error = this.#deferredError
           this.#deferredError = undefined
@@ -190,6 +222,8 @@ export class SqlitePersistence {
         ...(onCommit ? { onCommit } : {}),
         onCommitError: (error) => {
           logger?.error({ err: error }, 'store commit failed; the batch was rolled back')
+          // a held message may name a session row that was just rolled back: fail them too
+          this.#held.failAll(error)
           this.#loadState()
         },
       })
@@ -215,14 +249,14 @@ export class SqlitePersistence {
     if (payloadBytes(packet) === 0) {
       return this.#write(() => {
         if (sql.retainedDelete.run(topic).changes > 0) this.#retainedCount--
-      }, true)
+      }, true, false)
     }
     const blob = encodePacket(packet)
     return this.#write(() => {
       const existed = sql.retainedExists.get(topic) !== undefined
       sql.retainedUpsert.run(topic, blob)
       if (!existed) this.#retainedCount++
-    }, true)
+    }, true, false)
   }
 
   createRetainedStream(pattern: string): Readable {
@@ -367,6 +401,11 @@ export class SqlitePersistence {
     const bytes = payloadBytes(stored)
     const brokerId = typeof stored.brokerId === 'string' ? stored.brokerId : null
     const brokerCounter = typeof stored.brokerCounter === 'number' ? stored.brokerCounter : null
+    // not for outgoingEnqueue: its callers deliver only once its promise settles
+    if (!oneSession && subs.length === 1 && stored.qos === 1 && brokerCounter !== null && brokerId !== null) {
+      const held = this.#hold(subs[0]!.clientId, stored, blob, bytes, brokerId, brokerCounter)
+      if (held !== undefined) return held
+    }
     const drops: Array<{ clientId: string; count: number }> = []
     const done = this.#writeDeferring(() => {
       // The sessions that get a copy, one entry per copy; drop-oldest may delete rows here.
@@ -416,6 +455,32 @@ export class SqlitePersistence {
   }
 
   /**
+   * Holds a QoS 1 message for one connected session of this broker, if its queue has room: its
+   * live delivery comes next, and a PUBACK within the ack window after it means it is never
+   * written.
+   * undefined when it does not qualify (it then takes the usual path).
+   */
+  #hold(clientId: string, stored: PacketLike, blob: Buffer, bytes: number, brokerId: string, brokerCounter: number): Promise<void> | undefined {
+    if (this.#options.ackWindowMs === 0 || this.#held.size >= HELD_MAX || brokerId !== this.#broker?.id || !this.#connected.has(clientId)) {
+      return undefined
+    }
+    // a second variant of one message (one per session) takes the usual path
+    if (!this.#queues.fits(clientId, bytes, this.#limits) || this.#held.unsent(brokerCounter) !== undefined) return undefined
+    try {
+      this.#statements()
+      const held = (this.#commit as GroupCommit).apply(() => {
+        const session = this.#sessionFor(clientId)
+        const body = this.#allocateBody(1)
+        this.#queues.add(clientId, bytes)
+        return this.#held.hold({ body, session, clientId, brokerId, brokerCounter, bytes, blob, packet: stored }, Date.now())
+      })
+      return held.durable
+    } catch (err) {
+      return Promise.reject(err as Error)
+    }
+  }
+
+  /**
    * Defers the rows of one message: seq body * SEQ_PER_BODY + k for a session's k-th copy (a
    * session listed twice gets two), body left NULL (it is seq / SEQ_PER_BODY) up to SEQ_PER_BODY
    * copies.
@@ -450,7 +515,8 @@ export class SqlitePersistence {
     if (this.#queues.fits(clientId, bytes, this.#limits)) return { fits: true, dropped: 0 }
     const { maxMessages, maxBytes } = this.#limits
     if (this.#options.queuePolicy === 'refuse' || (maxBytes > 0 && bytes > maxBytes)) return { fits: false, dropped: 0 }
-    this.#insertDeferred() // the oldest rows may be among them
+    this.#writeAllHeld() // the oldest rows may be among them
+    this.#insertDeferred()
     const sql = this.#statements()
     const session = this.#sessionIds.get(clientId)
     let dropped = 0
@@ -481,14 +547,27 @@ export class SqlitePersistence {
     const messageId = typeof packet.messageId === 'number' ? packet.messageId : null
     const brokerId = typeof packet.brokerId === 'string' ? packet.brokerId : null
     const brokerCounter = typeof packet.brokerCounter === 'number' ? packet.brokerCounter : null
+    const session = this.#sessionIds.get(client.id)
+    if (session === undefined) return
+    // a message queued for this one session and not sent yet (every live delivery: a numeric
+    // key), or a copy the session's queue stream just handed out: its row is known
+    let seq: number | undefined
+    if (brokerId !== null && brokerCounter !== null) {
+      const own = brokerId === this.#broker?.id
+      const held = own && messageId !== null ? this.#held.unsent(brokerCounter) : undefined
+      if (held !== undefined && held.session === session) {
+        // not written yet: it will be written with its packet id, or never (acknowledged first)
+        this.#held.markSent(held, messageId as number, Date.now())
+        this.#queues.change(client.id, 0, false, true)
+        this.#hints.inFlight(session, messageId as number, held.body * SEQ_PER_BODY)
+        return
+      }
+      const body = own ? this.#hints.takeQueued(brokerCounter) : undefined
+      seq = body !== undefined ? body * SEQ_PER_BODY : this.#hints.takeStreamed(session, brokerId, brokerCounter)
+    }
+    // a known row is not a held one; the searches below must see every row
     return this.#write(() => {
-      const session = this.#sessionIds.get(client.id)
-      if (session === undefined) return
       if (brokerId !== null && brokerCounter !== null) {
-        // a message queued for this one session and not sent yet (every live delivery: a numeric
-        // key), or a copy the session's queue stream just handed out: its row is known
-        const body = brokerId === this.#broker?.id ? this.#hints.takeQueued(brokerCounter) : undefined
-        const seq = body !== undefined ? body * SEQ_PER_BODY : this.#hints.takeStreamed(session, brokerId, brokerCounter)
         if (seq !== undefined && sql.outgoingSetMessageIdIfQueued.run(messageId, session, seq).changes === 1) {
           this.#queues.change(client.id, 0, false, messageId !== null)
           if (messageId !== null) this.#hints.inFlight(session, messageId, seq)
@@ -511,7 +590,7 @@ export class SqlitePersistence {
       sql.outgoingReplace.run(messageId, body, session, row.seq)
       this.#hints.forgetCopy(row.seq)
       this.#queues.change(client.id, bytes - row.bytes, row.message_id !== null, true)
-    }, true)
+    }, true, seq === undefined)
   }
 
   /**
@@ -526,32 +605,45 @@ export class SqlitePersistence {
   ): Promise<StoredObject | undefined> {
     const sql = this.#statements()
     const p: PacketLike = typeof packet === 'object' && packet !== null ? packet : {}
-    return this.#write(() => {
-      const session = this.#sessionIds.get(client.id)
-      if (session === undefined) return undefined
-      let row: OutgoingRow | undefined
-      if (typeof p.messageId === 'number') {
-        const seq = this.#hints.takeInFlight(session, p.messageId)
-        if (seq !== undefined) {
-          // the usual acknowledgement: the row is known, delete it without reading it
-          const known = this.#hints.takeCopy(seq)
-          if (known !== undefined && sql.outgoingDeleteInFlight.run(session, seq, p.messageId).changes === 1) {
-            this.#queues.remove(client.id, known.bytes, true)
-            return decodeOutgoing({ seq, message_id: p.messageId, bytes: known.bytes, packet: known.packet })
-          }
-          row = sql.outgoingAtSeq.get(session, seq)
-        }
-        if (row?.message_id !== p.messageId) row = sql.outgoingFindByMessageId.get(session, p.messageId)
-      } else if (typeof p.brokerId === 'string' && typeof p.brokerCounter === 'number') {
-        row = sql.outgoingFindQueuedByCounter.get({ session, brokerCounter: p.brokerCounter, brokerId: p.brokerId })
-      } else {
-        row = sql.outgoingFindFirstQueued.get(session)
+    const session = this.#sessionIds.get(client.id)
+    if (session === undefined) return undefined
+    const seq = typeof p.messageId === 'number' ? this.#hints.takeInFlight(session, p.messageId) : undefined
+    if (seq !== undefined) {
+      const held = this.#held.sent(seq / SEQ_PER_BODY)
+      if (held !== undefined && held.session === session && held.messageId === p.messageId) {
+        // acknowledged within its window: nothing to write, and its publisher may have its PUBACK
+        this.#held.release(held)
+        this.#queues.remove(client.id, held.bytes, true)
+        return { ...held.packet, messageId: p.messageId } as StoredObject
       }
-      if (!row) return undefined
-      sql.outgoingDeleteSeq.run(session, row.seq)
-      this.#queues.remove(client.id, row.bytes, row.message_id !== null)
-      return decodeOutgoing(row)
-    }, true)
+    }
+    return this.#write(
+      () => {
+        let row: OutgoingRow | undefined
+        if (typeof p.messageId === 'number') {
+          if (seq !== undefined) {
+            // the usual acknowledgement: the row is known, delete it without reading it
+            const known = this.#hints.takeCopy(seq)
+            if (known !== undefined && sql.outgoingDeleteInFlight.run(session, seq, p.messageId).changes === 1) {
+              this.#queues.remove(client.id, known.bytes, true)
+              return decodeOutgoing({ seq, message_id: p.messageId, bytes: known.bytes, packet: known.packet })
+            }
+            row = sql.outgoingAtSeq.get(session, seq)
+          }
+          if (row?.message_id !== p.messageId) row = sql.outgoingFindByMessageId.get(session, p.messageId)
+        } else if (typeof p.brokerId === 'string' && typeof p.brokerCounter === 'number') {
+          row = sql.outgoingFindQueuedByCounter.get({ session, brokerCounter: p.brokerCounter, brokerId: p.brokerId })
+        } else {
+          row = sql.outgoingFindFirstQueued.get(session)
+        }
+        if (!row) return undefined
+        sql.outgoingDeleteSeq.run(session, row.seq)
+        this.#queues.remove(client.id, row.bytes, row.message_id !== null)
+        return decodeOutgoing(row)
+      },
+      true,
+      seq === undefined,
+    )
   }
 
   /**
@@ -568,6 +660,8 @@ export class SqlitePersistence {
 
   async *#outgoingRows(clientId: string, session: number, upTo: number): AsyncGenerator<StoredObject> {
     let after = -1
+    // a held message of this session belongs in the stream
+    this.#writeAllHeld()
     for (;;) {
       const sql = await this.#readable()
       const rows = sql.outgoingPage.all(session, after, upTo, this.#options.pageSize)
@@ -629,7 +723,7 @@ export class SqlitePersistence {
     const blob = encodePacket(stored)
     return this.#write(() => {
       sql.incomingUpsert.run(client.id, messageId, blob)
-    }, true)
+    }, true, false)
   }
 
   /** Rejects with NoSuchPacketError when missing: aedes takes that as "a new packet". */
@@ -644,7 +738,7 @@ export class SqlitePersistence {
     const sql = this.#statements()
     return this.#write(() => {
       if (sql.incomingDelete.run(client.id, Number(packet.messageId)).changes === 0) throw new NoSuchPacketError()
-    }, true)
+    }, true, false)
   }
 
   /** Forgets a client's incoming QoS 2 packets (its session ended); not called by the beta itself. */
@@ -765,6 +859,7 @@ export class SqlitePersistence {
   /** Commits every pending write. Rejects if that commit fails. */
   flush(): Promise<void> {
     if (this.#state !== 'open') return Promise.resolve()
+    this.#writeAllHeld()
     return (this.#commit as GroupCommit).flush()
   }
 
@@ -784,6 +879,8 @@ export class SqlitePersistence {
       this.#state = 'closed'
       return
     }
+    this.#writeAllHeld()
+    this.#held.close()
     this.#state = 'closing'
     try {
       await (this.#commit as GroupCommit).flush()
@@ -843,16 +940,60 @@ export class SqlitePersistence {
 
   /**
    * `single`: the work makes at most one write statement, so it needs no savepoint of its own.
-   * The deferred enqueues go in first, outside that savepoint: the work may read or delete them.
+   * The deferred enqueues go in first, outside that savepoint: the work may read or delete them;
+   * so do the held messages, unless the work touches only rows it knows (`withHeld` false).
    */
-  #write<T>(work: () => T, single = false): Promise<T> {
+  #write<T>(work: () => T, single = false, withHeld = true): Promise<T> {
     try {
       this.#statements()
     } catch (err) {
       return Promise.reject(err as Error)
     }
+    if (withHeld) this.#writeAllHeld()
     this.#insertDeferred()
     return (this.#commit as GroupCommit).run(work, !single)
+  }
+
+  /** Every held message goes into the open batch: something is about to read or change queues. */
+  #writeAllHeld(): void {
+    if (this.#held.size > 0) (this.#commit as GroupCommit).apply(() => this.#writeHeld(this.#held.takeAll()))
+  }
+
+  /**
+   * Read by the patched aedes once a publish's live deliveries are done and its publisher waits
+   * for its copies: a held copy that did not go out (its subscriber's Receive Maximum is reached,
+   * or it was not delivered live) is written now rather than keep the publisher waiting.
+   */
+  outgoingAwaited(packet: PacketLike): void {
+    if (this.#held.size === 0 || this.#state !== 'open' || typeof packet.brokerCounter !== 'number') return
+    if (packet.brokerId !== this.#broker?.id) return
+    const held = this.#held.unsent(packet.brokerCounter)
+    if (held !== undefined) (this.#commit as GroupCommit).apply(() => this.#writeHeld([this.#held.takeUnsent(held)]))
+  }
+
+  /** The ack window's timer: the messages whose window passed go into a batch. */
+  #writeDueHeld(): void {
+    if (this.#state !== 'open') return
+    const due = this.#held.takeDue(Date.now())
+    if (due.length > 0) (this.#commit as GroupCommit).apply(() => this.#writeHeld(due))
+  }
+
+  /**
+   * Defers the rows of held messages (taken from #held) into the open batch: from its commit on
+   * they are ordinary queued or in-flight rows, and their publishers get their PUBACK.
+   */
+  #writeHeld(messages: readonly HeldMessage[]): void {
+    if (messages.length === 0) return
+    for (const held of messages) {
+      const seq = held.body * SEQ_PER_BODY
+      this.#deferredBodies.push(held.body, held.brokerId, held.brokerCounter, 1, held.bytes, held.blob)
+      this.#deferredSent.push(held.session, seq, held.messageId)
+      this.#hints.copy(seq, held.bytes, held.blob)
+      // its delivery, still to come, finds the row
+      if (held.messageId === null) this.#hints.queued(held.brokerCounter, held.body)
+    }
+    const committed = (this.#commit as GroupCommit).join()
+    for (const held of messages) committed.then(held.resolve, held.reject)
   }
 
   /** #write for the enqueue, which adds to the deferred rows instead of inserting them first. */
@@ -869,15 +1010,18 @@ export class SqlitePersistence {
   #insertDeferred(): void {
     const bodies = this.#deferredBodies
     const copies = this.#deferredCopies
+    const sent = this.#deferredSent
     if (bodies.length === 0 && copies.length === 0) return
     try {
       for (const rows of chunks(bodies, BODY_VALUES * INSERT_ROWS_MAX)) this.#insertBodies(rows.length / BODY_VALUES).run(...rows)
       for (const rows of chunks(copies, 2 * INSERT_ROWS_MAX)) this.#insertRows(rows.length / 2).run(...rows)
+      for (const rows of chunks(sent, 3 * INSERT_ROWS_MAX)) this.#insertSentRows(rows.length / 3).run(...rows)
     } catch (err) {
       this.#deferredError ??= err
     } finally {
       bodies.length = 0
       copies.length = 0
+      sent.length = 0
     }
   }
 
@@ -958,8 +1102,9 @@ function decodeOutgoing(row: OutgoingRow): StoredObject {
   return packet
 }
 
-/** `values` in slices of at most `size` (itself when it fits: the usual case, no copy). */
+/** `values` in slices of at most `size` (itself when it fits: the usual case, no copy); none if empty. */
 function chunks<T>(values: T[], size: number): T[][] {
+  if (values.length === 0) return []
   if (values.length <= size) return [values]
   const slices: T[][] = []
   for (let at = 0; at < values.length; at += size) slices.push(values.slice(at, at + size))

@@ -222,6 +222,11 @@ export function outgoingInsertRows(db: Database): (n: number) => Statement<numbe
   return insertRows(db, 'INSERT INTO outgoing (session, seq) VALUES', '(?, ?)')
 }
 
+/** The same for copies that already went out: (session, seq, message_id) per row. */
+export function outgoingInsertSentRows(db: Database): (n: number) => Statement<Array<number | null>> {
+  return insertRows(db, 'INSERT INTO outgoing (session, seq, message_id) VALUES', '(?, ?, ?)')
+}
+
 /** The values of one bodies row, in bodiesInsertRows order. */
 export type BodyValues = [id: number, brokerId: string | null, brokerCounter: number | null, refs: number, bytes: number, packet: Blob]
 

@@ -1,6 +1,6 @@
 import mqtt from 'mqtt'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { spawnBroker, type ChildBroker } from '../helpers/child-broker.js'
 import { collectMessages, createClientPool, sleep, type Received } from '../helpers/mqtt-clients.js'
 import { tempDir } from '../helpers/stores.js'
@@ -102,6 +102,29 @@ describe('restarts (SQLite store)', () => {
     const inbox = collectMessages(back)
     const got = await inbox.waitFor(2)
     expect(got.map((m) => m.payload.toString())).toEqual(['queued before the restart', 'queued after the restart'])
+  })
+
+  // A QoS 1 message for a connected persistent session is held in memory until its PUBACK; the
+  // publisher's PUBACK waits until the message is written (the subscriber's ack window passed).
+  it('a message an online persistent subscriber got and did not acknowledge is back after kill -9, under its packet id', async () => {
+    const db = join(tempDir(), 'in-flight.db')
+    await start(db)
+    const url = () => `mqtt://127.0.0.1:${broker!.port}`
+    const session = { protocolVersion: 5 as const, clientId: 'slow-acker', clean: false, properties: { sessionExpiryInterval: 3600 } }
+    const sub = await pool.connect(url(), session)
+    await sub.subscribeAsync('work/#', { qos: 1 })
+    const got: mqtt.IPublishPacket[] = []
+    sub.handleMessage = (packet) => void got.push(packet) // never acknowledges
+    const pub = await pool.connect(url(), { protocolVersion: 5 })
+    await pub.publishAsync('work/1', 'job', { qos: 1 })
+    await vi.waitFor(() => expect(got).toHaveLength(1))
+    await broker!.kill()
+    await pool.closeAll()
+
+    await start(db)
+    const inbox = collectMessages(pool.raw(url(), session))
+    const [again] = await inbox.waitFor(1)
+    expect([again!.payload.toString(), again!.packet.messageId, again!.packet.dup]).toEqual(['job', got[0]!.messageId, true])
   })
 
   it('[MQTT-3.1.2-23] counts the time the broker was down toward session expiry', async () => {

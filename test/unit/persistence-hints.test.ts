@@ -66,8 +66,9 @@ describe('SQLite store with hints', () => {
   afterEach(async () => {
     await Promise.all(stores.splice(0).map((s) => s.close()))
   })
+  // ackWindowMs 0: these rows are written at once (held ones: persistence-held.test.ts)
   async function open(options: Partial<SqlitePersistenceOptions> = {}): Promise<SqlitePersistence> {
-    const store = new SqlitePersistence({ path: ':memory:', ...options })
+    const store = new SqlitePersistence({ path: ':memory:', ackWindowMs: 0, ...options })
     stores.push(store)
     await store.setup({ id: 'b', counter: 0 })
     // hints are kept for connected sessions only

@@ -8,8 +8,10 @@ import { SqlitePersistence, type BrokerRef } from '../../src/persistence/sqlite-
 const { dbPath: fresh, track } = storeFixtures()
 const dbPath = (): string => fresh('mqlite.db')
 
+// ackWindowMs 0: writeEverything awaits each enqueue before the next call, which a held message
+// (persistence-held.test.ts) would answer only once written or acknowledged
 async function open(path: string, broker: BrokerRef = { id: 'broker-1', counter: 0 }): Promise<SqlitePersistence> {
-  const store = new SqlitePersistence({ path })
+  const store = new SqlitePersistence({ path, ackWindowMs: 0 })
   track(store)
   await store.setup(broker)
   return store
@@ -80,7 +82,7 @@ describe('restart', () => {
     const storeModule = fileURLToPath(new URL('../../src/persistence/sqlite-persistence.ts', import.meta.url))
     const script = `
       import { SqlitePersistence } from ${JSON.stringify(storeModule)}
-      const store = new SqlitePersistence({ path: ${JSON.stringify(path)} })
+      const store = new SqlitePersistence({ path: ${JSON.stringify(path)}, ackWindowMs: 0 })
       await store.setup({ id: 'broker-1', counter: 0 })
       const publish = ${publish.toString()}
       const write = ${writeEverything.toString()}

@@ -1,0 +1,177 @@
+/**
+ * A QoS 1 message queued for one connected session, kept in memory instead of being written at
+ * once: if the session acknowledges it soon after it went out, it never touches the disk. Its
+ * publisher's PUBACK waits for that acknowledgement or for the commit that stores it.
+ */
+export interface HeldMessageInit {
+  readonly body: number
+  readonly session: number
+  readonly clientId: string
+  readonly brokerId: string
+  readonly brokerCounter: number
+  readonly bytes: number
+  readonly blob: Buffer
+  /** the packet as queued, handed back at its acknowledgement */
+  readonly packet: object
+}
+
+/** A class, not an object literal: one fixed shape for a hot path that makes one per message. */
+export class HeldMessage implements HeldMessageInit {
+  readonly body: number
+  readonly session: number
+  readonly clientId: string
+  readonly brokerId: string
+  readonly brokerCounter: number
+  readonly bytes: number
+  readonly blob: Buffer
+  readonly packet: object
+  /** Date.now() when it was queued */
+  readonly heldAt: number
+  /** set once it went out (outgoingUpdate) */
+  messageId: number | null = null
+  /** Date.now() when it went out */
+  sentAt = 0
+  /** the publisher's side: settled once the message is committed or acknowledged */
+  readonly durable: Promise<void>
+  resolve!: () => void
+  reject!: (err: Error) => void
+
+  constructor(init: HeldMessageInit, now: number) {
+    this.heldAt = now
+    this.body = init.body
+    this.session = init.session
+    this.clientId = init.clientId
+    this.brokerId = init.brokerId
+    this.brokerCounter = init.brokerCounter
+    this.bytes = init.bytes
+    this.blob = init.blob
+    this.packet = init.packet
+    this.durable = new Promise<void>((resolve, reject) => {
+      this.resolve = resolve
+      this.reject = reject
+    })
+  }
+}
+
+/**
+ * The held messages: those not sent yet by broker counter (their delivery looks them up that
+ * way), those sent by body id in the order they went out. A sent message waits `windowMs` for its
+ * acknowledgement. One not sent yet waits for its delivery: the store writes it when its publisher
+ * starts waiting (see SqlitePersistence.outgoingAwaited) or anything reads the queues, and at the
+ * latest `unsentMaxMs` after it was queued. Past those times the timer (owned here, stopped by
+ * `close()`) asks for them to be written (`onDue`, which calls takeDue).
+ */
+export class HeldMessages {
+  readonly #unsent = new Map<number, HeldMessage>()
+  readonly #sent = new Map<number, HeldMessage>()
+  readonly #windowMs: number
+  readonly #unsentMaxMs: number
+  readonly #onDue: () => void
+  #timer: NodeJS.Timeout | undefined
+  #deadline = Infinity
+
+  constructor(windowMs: number, unsentMaxMs: number, onDue: () => void) {
+    this.#windowMs = windowMs
+    this.#unsentMaxMs = unsentMaxMs
+    this.#onDue = onDue
+  }
+
+  get size(): number {
+    return this.#unsent.size + this.#sent.size
+  }
+
+  /** The caller checks that no message of this broker counter is held unsent already. */
+  hold(init: HeldMessageInit, now: number): HeldMessage {
+    const held = new HeldMessage(init, now)
+    this.#unsent.set(init.brokerCounter, held)
+    this.#arm(now + this.#unsentMaxMs)
+    return held
+  }
+
+  /** The message not sent yet under this broker counter. */
+  unsent(brokerCounter: number): HeldMessage | undefined {
+    return this.#unsent.get(brokerCounter)
+  }
+
+  /** It went out with this packet id: its window starts. */
+  markSent(held: HeldMessage, messageId: number, now: number): void {
+    this.#unsent.delete(held.brokerCounter)
+    held.messageId = messageId
+    held.sentAt = now
+    this.#sent.set(held.body, held)
+    this.#arm(now + this.#windowMs)
+  }
+
+  /** The sent message of this body. */
+  sent(body: number): HeldMessage | undefined {
+    return this.#sent.get(body)
+  }
+
+  /** Forgets a sent message its session acknowledged; its publisher may have its PUBACK. */
+  release(held: HeldMessage): void {
+    this.#sent.delete(held.body)
+    held.resolve()
+  }
+
+  /** Removes and returns one message not sent yet. */
+  takeUnsent(held: HeldMessage): HeldMessage {
+    this.#unsent.delete(held.brokerCounter)
+    return held
+  }
+
+  /** Removes and returns every held message. */
+  takeAll(): HeldMessage[] {
+    const taken = [...this.#unsent.values(), ...this.#sent.values()]
+    this.#unsent.clear()
+    this.#sent.clear()
+    return taken
+  }
+
+  /** Removes and returns the messages whose time has passed at `now`. */
+  takeDue(now: number): HeldMessage[] {
+    const taken: HeldMessage[] = []
+    const sentBefore = now - this.#windowMs
+    for (const held of this.#sent.values()) {
+      if (held.sentAt > sentBefore) break
+      taken.push(held)
+    }
+    for (const held of taken) this.#sent.delete(held.body)
+    const sent = taken.length
+    const heldBefore = now - this.#unsentMaxMs
+    for (const held of this.#unsent.values()) {
+      if (held.heldAt > heldBefore) break
+      taken.push(held)
+    }
+    for (let i = sent; i < taken.length; i++) this.#unsent.delete(taken[i]!.brokerCounter)
+    return taken
+  }
+
+  /** Fails every held message (its publisher gets the error) and forgets it. */
+  failAll(err: Error): void {
+    for (const held of this.takeAll()) held.reject(err)
+  }
+
+  close(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    this.#timer = undefined
+    this.#deadline = Infinity
+  }
+
+  /** One timer, set for the earliest deadline (later ones come in order: rarely re-set). */
+  #arm(deadline: number): void {
+    if (deadline >= this.#deadline) return
+    if (this.#timer !== undefined) clearTimeout(this.#timer)
+    this.#deadline = deadline
+    this.#timer = setTimeout(() => this.#fire(), Math.max(1, deadline - Date.now()))
+  }
+
+  #fire(): void {
+    this.#timer = undefined
+    this.#deadline = Infinity
+    this.#onDue()
+    const sent = this.#sent.values().next()
+    if (!sent.done) this.#arm(sent.value.sentAt + this.#windowMs)
+    const unsent = this.#unsent.values().next()
+    if (!unsent.done) this.#arm(unsent.value.heldAt + this.#unsentMaxMs)
+  }
+}
