@@ -10,8 +10,7 @@ export interface HeldMessageInit {
   readonly brokerId: string
   readonly brokerCounter: number
   readonly bytes: number
-  readonly blob: Buffer
-  /** the packet as queued, handed back at its acknowledgement */
+  /** the packet as queued: encoded if it is written, handed back at its acknowledgement */
   readonly packet: object
 }
 
@@ -23,7 +22,6 @@ export class HeldMessage implements HeldMessageInit {
   readonly brokerId: string
   readonly brokerCounter: number
   readonly bytes: number
-  readonly blob: Buffer
   readonly packet: object
   /** Date.now() when it was queued */
   readonly heldAt: number
@@ -44,7 +42,6 @@ export class HeldMessage implements HeldMessageInit {
     this.brokerId = init.brokerId
     this.brokerCounter = init.brokerCounter
     this.bytes = init.bytes
-    this.blob = init.blob
     this.packet = init.packet
     this.durable = new Promise<void>((resolve, reject) => {
       this.resolve = resolve
@@ -55,7 +52,8 @@ export class HeldMessage implements HeldMessageInit {
 
 /**
  * The held messages: those not sent yet by broker counter (their delivery looks them up that
- * way), those sent by body id in the order they went out. A sent message waits `windowMs` for its
+ * way), those sent by session and packet id (their acknowledgement's key) in the order they went
+ * out. A sent message waits `windowMs` for its
  * acknowledgement. One not sent yet waits for its delivery: the store writes it when its publisher
  * starts waiting (see SqlitePersistence.outgoingAwaited) or anything reads the queues, and at the
  * latest `unsentMaxMs` after it was queued. Past those times the timer (owned here, stopped by
@@ -93,24 +91,32 @@ export class HeldMessages {
     return this.#unsent.get(brokerCounter)
   }
 
-  /** It went out with this packet id: its window starts. */
-  markSent(held: HeldMessage, messageId: number, now: number): void {
+  /**
+   * It went out with this packet id: its window starts. false (nothing changed) if a message of
+   * its session held with that packet id is not acknowledged yet: the caller writes them all.
+   */
+  markSent(held: HeldMessage, messageId: number, now: number): boolean {
+    const key = inFlightKey(held.session, messageId)
+    if (this.#sent.has(key)) return false
     this.#unsent.delete(held.brokerCounter)
     held.messageId = messageId
     held.sentAt = now
-    this.#sent.set(held.body, held)
+    this.#sent.set(key, held)
     this.#arm(now + this.#windowMs)
+    return true
   }
 
-  /** The sent message of this body. */
-  sent(body: number): HeldMessage | undefined {
-    return this.#sent.get(body)
-  }
-
-  /** Forgets a sent message its session acknowledged; its publisher may have its PUBACK. */
-  release(held: HeldMessage): void {
-    this.#sent.delete(held.body)
+  /**
+   * The session acknowledged this packet id: the sent message it names, if one is held, is
+   * forgotten and its publisher may have its PUBACK.
+   */
+  release(session: number, messageId: number): HeldMessage | undefined {
+    const key = inFlightKey(session, messageId)
+    const held = this.#sent.get(key)
+    if (held === undefined) return undefined
+    this.#sent.delete(key)
     held.resolve()
+    return held
   }
 
   /** Removes and returns one message not sent yet. */
@@ -135,7 +141,7 @@ export class HeldMessages {
       if (held.sentAt > sentBefore) break
       taken.push(held)
     }
-    for (const held of taken) this.#sent.delete(held.body)
+    for (const held of taken) this.#sent.delete(inFlightKey(held.session, held.messageId as number))
     const sent = taken.length
     const heldBefore = now - this.#unsentMaxMs
     for (const held of this.#unsent.values()) {
@@ -174,4 +180,9 @@ export class HeldMessages {
     const unsent = this.#unsent.values().next()
     if (!unsent.done) this.#arm(unsent.value.heldAt + this.#unsentMaxMs)
   }
+}
+
+/** A packet id is 16 bits: (session, packet id) as one number. */
+function inFlightKey(session: number, messageId: number): number {
+  return session * 65_536 + messageId
 }

@@ -397,15 +397,15 @@ export class SqlitePersistence {
   /** The durable path of every QoS > 0 publish to offline sessions: kept free of extra promises. */
   #enqueue(subs: ReadonlyArray<{ clientId: string }>, packet: PacketLike, oneSession: boolean): Promise<void> {
     const stored = new AedesPacket(packet)
-    const blob = encodePacket(stored)
     const bytes = payloadBytes(stored)
     const brokerId = typeof stored.brokerId === 'string' ? stored.brokerId : null
     const brokerCounter = typeof stored.brokerCounter === 'number' ? stored.brokerCounter : null
     // not for outgoingEnqueue: its callers deliver only once its promise settles
     if (!oneSession && subs.length === 1 && stored.qos === 1 && brokerCounter !== null && brokerId !== null) {
-      const held = this.#hold(subs[0]!.clientId, stored, blob, bytes, brokerId, brokerCounter)
+      const held = this.#hold(subs[0]!.clientId, stored, bytes, brokerId, brokerCounter)
       if (held !== undefined) return held
     }
+    const blob = encodePacket(stored)
     const drops: Array<{ clientId: string; count: number }> = []
     const done = this.#writeDeferring(() => {
       // The sessions that get a copy, one entry per copy; drop-oldest may delete rows here.
@@ -460,7 +460,7 @@ export class SqlitePersistence {
    * written.
    * undefined when it does not qualify (it then takes the usual path).
    */
-  #hold(clientId: string, stored: PacketLike, blob: Buffer, bytes: number, brokerId: string, brokerCounter: number): Promise<void> | undefined {
+  #hold(clientId: string, stored: PacketLike, bytes: number, brokerId: string, brokerCounter: number): Promise<void> | undefined {
     if (this.#options.ackWindowMs === 0 || this.#held.size >= HELD_MAX || brokerId !== this.#broker?.id || !this.#connected.has(clientId)) {
       return undefined
     }
@@ -468,13 +468,11 @@ export class SqlitePersistence {
     if (!this.#queues.fits(clientId, bytes, this.#limits) || this.#held.unsent(brokerCounter) !== undefined) return undefined
     try {
       this.#statements()
-      const held = (this.#commit as GroupCommit).apply(() => {
-        const session = this.#sessionFor(clientId)
-        const body = this.#allocateBody(1)
-        this.#queues.add(clientId, bytes)
-        return this.#held.hold({ body, session, clientId, brokerId, brokerCounter, bytes, blob, packet: stored }, Date.now())
-      })
-      return held.durable
+      // no transaction unless the session needs its row (its first queued message)
+      const session = this.#sessionIds.get(clientId) ?? (this.#commit as GroupCommit).apply(() => this.#sessionFor(clientId))
+      const body = this.#allocateBody(1)
+      this.#queues.add(clientId, bytes)
+      return this.#held.hold({ body, session, clientId, brokerId, brokerCounter, bytes, packet: stored }, Date.now()).durable
     } catch (err) {
       return Promise.reject(err as Error)
     }
@@ -555,11 +553,9 @@ export class SqlitePersistence {
     if (brokerId !== null && brokerCounter !== null) {
       const own = brokerId === this.#broker?.id
       const held = own && messageId !== null ? this.#held.unsent(brokerCounter) : undefined
-      if (held !== undefined && held.session === session) {
-        // not written yet: it will be written with its packet id, or never (acknowledged first)
-        this.#held.markSent(held, messageId as number, Date.now())
+      // not written yet: it will be written with its packet id, or never (acknowledged first)
+      if (held !== undefined && held.session === session && this.#held.markSent(held, messageId as number, Date.now())) {
         this.#queues.change(client.id, 0, false, true)
-        this.#hints.inFlight(session, messageId as number, held.body * SEQ_PER_BODY)
         return
       }
       const body = own ? this.#hints.takeQueued(brokerCounter) : undefined
@@ -607,16 +603,13 @@ export class SqlitePersistence {
     const p: PacketLike = typeof packet === 'object' && packet !== null ? packet : {}
     const session = this.#sessionIds.get(client.id)
     if (session === undefined) return undefined
-    const seq = typeof p.messageId === 'number' ? this.#hints.takeInFlight(session, p.messageId) : undefined
-    if (seq !== undefined) {
-      const held = this.#held.sent(seq / SEQ_PER_BODY)
-      if (held !== undefined && held.session === session && held.messageId === p.messageId) {
-        // acknowledged within its window: nothing to write, and its publisher may have its PUBACK
-        this.#held.release(held)
-        this.#queues.remove(client.id, held.bytes, true)
-        return { ...held.packet, messageId: p.messageId } as StoredObject
-      }
+    const held = typeof p.messageId === 'number' ? this.#held.release(session, p.messageId) : undefined
+    if (held !== undefined) {
+      // acknowledged within its window: nothing to write, and its publisher may have its PUBACK
+      this.#queues.remove(client.id, held.bytes, true)
+      return { ...held.packet, messageId: p.messageId } as StoredObject
     }
+    const seq = typeof p.messageId === 'number' ? this.#hints.takeInFlight(session, p.messageId) : undefined
     return this.#write(
       () => {
         let row: OutgoingRow | undefined
@@ -986,11 +979,14 @@ export class SqlitePersistence {
     if (messages.length === 0) return
     for (const held of messages) {
       const seq = held.body * SEQ_PER_BODY
-      this.#deferredBodies.push(held.body, held.brokerId, held.brokerCounter, 1, held.bytes, held.blob)
+      // encoded only now: most held messages are never written
+      const blob = encodePacket(held.packet)
+      this.#deferredBodies.push(held.body, held.brokerId, held.brokerCounter, 1, held.bytes, blob)
       this.#deferredSent.push(held.session, seq, held.messageId)
-      this.#hints.copy(seq, held.bytes, held.blob)
-      // its delivery, still to come, finds the row
+      this.#hints.copy(seq, held.bytes, blob)
+      // its delivery, still to come, or its acknowledgement finds the row
       if (held.messageId === null) this.#hints.queued(held.brokerCounter, held.body)
+      else this.#hints.inFlight(held.session, held.messageId, seq)
     }
     const committed = (this.#commit as GroupCommit).join()
     for (const held of messages) committed.then(held.resolve, held.reject)

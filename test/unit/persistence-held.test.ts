@@ -135,6 +135,16 @@ describe('held messages (SQLite store)', () => {
     expect(await queued(store, 'd')).toEqual([['m2', undefined], ['m7 for d', undefined]])
   })
 
+  test('a packet id given again while the first message held with it is unacknowledged: both are written', async () => {
+    const store = await open(dbPath('held.db'), { ackWindowMs: 60_000 })
+    const first = store.outgoingEnqueueCombi([{ clientId: 'c' }], message(1))
+    await store.outgoingUpdate({ id: 'c' }, { ...message(1), messageId: 5 })
+    const second = store.outgoingEnqueueCombi([{ clientId: 'c' }], message(2))
+    await store.outgoingUpdate({ id: 'c' }, { ...message(2), messageId: 5 })
+    await Promise.all([first, second])
+    expect(await queued(store)).toEqual([['m1', 5], ['m2', 5]])
+  })
+
   test('ackWindowMs 0 writes every message at once', async () => {
     const store = await open(dbPath('held.db'), { ackWindowMs: 0 })
     await store.outgoingEnqueueCombi([{ clientId: 'c' }], message(1))
