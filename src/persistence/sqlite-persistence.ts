@@ -10,7 +10,7 @@ import { resolveStoreOptions, type DropReason, type ResolvedStoreOptions, type S
 import { decodePacket, encodePacket, payloadBytes, type StoredObject } from './packet-codec.js'
 import { QueueAccounting, type QueueLimits } from './queue-accounting.js'
 import { SEQ_PER_BODY } from './schema.js'
-import { bodiesInsertRows, INSERT_ROWS_MAX, outgoingInsertRows, outgoingInsertSentRows, prepareStatements, type BodyValues, type OutgoingRow, type Statements } from './statements.js'
+import { bodiesInsertRows, INSERT_ROWS_MAX, outgoingInsertRows, outgoingInsertSentRows, prepareStatements, runInserts, type BodyValues, type OutgoingRow, type Statements } from './statements.js'
 import { RowHints } from './row-hints.js'
 import { SubscriptionIndex, type MatchedSubscription } from './subscription-index.js'
 import { topicMatches } from '../mqtt/topic-match.js'
@@ -1009,9 +1009,11 @@ export class SqlitePersistence {
     const sent = this.#deferredSent
     if (bodies.length === 0 && copies.length === 0) return
     try {
-      for (const rows of chunks(bodies, BODY_VALUES * INSERT_ROWS_MAX)) this.#insertBodies(rows.length / BODY_VALUES).run(...rows)
-      for (const rows of chunks(copies, 2 * INSERT_ROWS_MAX)) this.#insertRows(rows.length / 2).run(...rows)
-      for (const rows of chunks(sent, 3 * INSERT_ROWS_MAX)) this.#insertSentRows(rows.length / 3).run(...rows)
+      for (const rows of chunks(bodies, BODY_VALUES * INSERT_ROWS_MAX)) {
+        runInserts(this.#insertBodies(rows.length / BODY_VALUES), rows, rows.length / BODY_VALUES)
+      }
+      for (const rows of chunks(copies, 2 * INSERT_ROWS_MAX)) runInserts(this.#insertRows(rows.length / 2), rows, rows.length / 2)
+      for (const rows of chunks(sent, 3 * INSERT_ROWS_MAX)) runInserts(this.#insertSentRows(rows.length / 3), rows, rows.length / 3)
     } catch (err) {
       this.#deferredError ??= err
     } finally {

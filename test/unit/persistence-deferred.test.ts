@@ -5,6 +5,8 @@ import { join } from 'node:path'
 import { afterEach, describe, expect, test } from 'vitest'
 import type { SqlitePersistenceOptions } from '../../src/persistence/options.js'
 import { SqlitePersistence, type PacketLike } from '../../src/persistence/sqlite-persistence.js'
+import { migrate } from '../../src/persistence/schema.js'
+import { outgoingInsertRows, runInserts } from '../../src/persistence/statements.js'
 
 // Single-copy enqueues are inserted many rows at a time, before anything else in their batch
 // reads or writes and before its COMMIT. These tests make several calls inside one batch (no
@@ -104,5 +106,15 @@ describe('deferred enqueue inserts', () => {
     // the store goes on: the next batch commits
     await store.outgoingEnqueueCombi([{ clientId: 'c' }], message(17))
     expect(payloads(await queued(store, 'c')).at(-1)).toBe('m17')
+  })
+
+  // The multi-row inserts are OR IGNORE (no statement journal); a row left out is still an error.
+  test('a deferred row that collides with a stored one is an error, not a silent skip', () => {
+    const db = new Database(':memory:')
+    migrate(db, ':memory:')
+    const insert = outgoingInsertRows(db)
+    runInserts(insert(2), [1, 1024, 1, 2048], 2)
+    expect(() => runInserts(insert(2), [1, 3072, 1, 2048], 2)).toThrow('1 of 2 rows collided')
+    db.close()
   })
 })
