@@ -119,6 +119,12 @@ export class HeldMessages {
     return held
   }
 
+  /** Forgets a message not sent yet that its session will not get (No Local, say). */
+  dropUnsent(held: HeldMessage): void {
+    this.#unsent.delete(held.brokerCounter)
+    held.resolve()
+  }
+
   /** Removes and returns one message not sent yet. */
   takeUnsent(held: HeldMessage): HeldMessage {
     this.#unsent.delete(held.brokerCounter)

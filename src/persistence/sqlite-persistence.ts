@@ -160,6 +160,9 @@ export class SqlitePersistence {
   readonly #connected = new Set<string>()
   // scratch space of #enqueue and #deferCopies, which run synchronously, one at a time
   readonly #copies = new Map<number, number>()
+  /** #allDistinct's stamps, by session id */
+  #seen = new Uint32Array(64)
+  #stamp = 0
   readonly #sessionsScratch: number[] = []
   readonly #addedScratch: string[] = []
   #commit: GroupCommit | undefined
@@ -490,6 +493,11 @@ export class SqlitePersistence {
       deferred.push(sessions[0] as number, base)
       return
     }
+    if (this.#allDistinct(sessions)) {
+      // the usual fan-out: one copy per session, no counting
+      for (const session of sessions) deferred.push(session, base)
+      return
+    }
     const copies = this.#copies
     copies.clear()
     for (const session of sessions) {
@@ -503,6 +511,26 @@ export class SqlitePersistence {
       this.#insertDeferred()
       this.#statements().outgoingInsertDisplaced.run(session, base + copy, body)
     }
+  }
+
+  /** Whether no session id is listed twice: one stamp per id, no hashing (ids are small integers). */
+  #allDistinct(sessions: readonly number[]): boolean {
+    if (this.#seen.length < this.#nextSession) {
+      const grown = new Uint32Array(Math.max(this.#nextSession * 2, 64))
+      grown.set(this.#seen)
+      this.#seen = grown
+    }
+    if (this.#stamp === 0xffffffff) {
+      this.#seen.fill(0)
+      this.#stamp = 0
+    }
+    const stamp = ++this.#stamp
+    const seen = this.#seen
+    for (const session of sessions) {
+      if (seen[session] === stamp) return false
+      seen[session] = stamp
+    }
+    return true
   }
 
   /**
@@ -608,6 +636,15 @@ export class SqlitePersistence {
       // acknowledged within its window: nothing to write, and its publisher may have its PUBACK
       this.#queues.remove(client.id, held.bytes, true)
       return { ...held.packet, messageId: p.messageId } as StoredObject
+    }
+    // aedes clears a copy it does not deliver (No Local) by its broker counter
+    const unsent = typeof p.messageId !== 'number' && typeof p.brokerCounter === 'number' && p.brokerId === this.#broker?.id
+      ? this.#held.unsent(p.brokerCounter)
+      : undefined
+    if (unsent !== undefined && unsent.session === session) {
+      this.#held.dropUnsent(unsent)
+      this.#queues.remove(client.id, unsent.bytes, false)
+      return { ...unsent.packet } as StoredObject
     }
     const seq = typeof p.messageId === 'number' ? this.#hints.takeInFlight(session, p.messageId) : undefined
     return this.#write(

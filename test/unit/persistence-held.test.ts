@@ -135,6 +135,22 @@ describe('held messages (SQLite store)', () => {
     expect(await queued(store, 'd')).toEqual([['m2', undefined], ['m7 for d', undefined]])
   })
 
+  test('one its session will not get (No Local) is cleared by its broker counter without being written', async () => {
+    const path = dbPath('held.db')
+    const store = await open(path)
+    await store.outgoingEnqueueCombi([{ clientId: 'c' }], message(0, { qos: 2 })) // the session's row
+    await store.outgoingClearMessageId({ id: 'c' }, { brokerId: 'b', brokerCounter: 0 })
+    await store.flush()
+    const before = walBytes(path)
+    const durable = store.outgoingEnqueueCombi([{ clientId: 'c' }], message(1))
+    expect(await store.outgoingClearMessageId({ id: 'c' }, { brokerId: 'b', brokerCounter: 1 })).toMatchObject({ payload: Buffer.from('m1') })
+    await durable
+    expect(store.stats()).toMatchObject({ queued: 0, inflight: 0 })
+    await store.flush()
+    expect(walBytes(path)).toBe(before)
+    expect(await queued(store)).toEqual([])
+  })
+
   test('a packet id given again while the first message held with it is unacknowledged: both are written', async () => {
     const store = await open(dbPath('held.db'), { ackWindowMs: 60_000 })
     const first = store.outgoingEnqueueCombi([{ clientId: 'c' }], message(1))
