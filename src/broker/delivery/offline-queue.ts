@@ -64,10 +64,16 @@ function isPlain(subs: StoredSubscription[], packet: AedesPublishPacket): boolea
     const sub = subs[0]!
     return sub.qos >= packet.qos && sub.subscriptionIdentifier === undefined
   }
-  const seen = new Set<string>()
-  for (const sub of subs) {
-    if (sub.qos < packet.qos || sub.subscriptionIdentifier !== undefined || seen.has(sub.clientId)) return false
-    seen.add(sub.clientId)
+  for (const sub of subs) if (sub.qos < packet.qos || sub.subscriptionIdentifier !== undefined) return false
+  return distinctSessions(subs)
+}
+
+/** No session listed twice: pairwise for a few (no Set per message), a Set beyond. */
+function distinctSessions(subs: StoredSubscription[]): boolean {
+  if (subs.length > 16) return new Set(subs.map((sub) => sub.clientId)).size === subs.length
+  for (let i = 1; i < subs.length; i++) {
+    const id = subs[i]!.clientId
+    for (let j = 0; j < i; j++) if (subs[j]!.clientId === id) return false
   }
   return true
 }

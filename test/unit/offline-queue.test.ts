@@ -1,0 +1,39 @@
+import type { AedesPublishPacket } from 'aedes'
+import { describe, expect, test } from 'vitest'
+import { planOfflineQueue, type StoredSubscription } from '../../src/broker/delivery/offline-queue.js'
+
+// What the store is asked to queue for one publish: one copy per session, at the right QoS.
+function recordingStore() {
+  const calls: Array<{ sessions: string[]; qos: number }> = []
+  const store = planOfflineQueue({
+    async outgoingEnqueueCombi(subs: StoredSubscription[], packet: AedesPublishPacket) {
+      calls.push({ sessions: subs.map((s) => s.clientId), qos: packet.qos })
+    },
+  })
+  return { store, calls }
+}
+
+const packet = { cmd: 'publish', topic: 't/x', payload: Buffer.from('x'), qos: 1, retain: false, dup: false } as unknown as AedesPublishPacket
+const sub = (clientId: string, topic = 't/#', qos = 1): StoredSubscription => ({ clientId, topic, qos })
+
+describe('offline queue planning', () => {
+  test('distinct sessions granted enough: one call with the subscriptions as they are', async () => {
+    const { store, calls } = recordingStore()
+    const subs = Array.from({ length: 10 }, (_, i) => sub(`s${i}`))
+    await store.outgoingEnqueueCombi(subs, packet)
+    expect(calls).toEqual([{ sessions: subs.map((s) => s.clientId), qos: 1 }])
+  })
+
+  test.each([3, 20])('a session matched by two filters gets one copy (%i subscriptions)', async (count) => {
+    const { store, calls } = recordingStore()
+    const subs = [sub('a', 't/+'), ...Array.from({ length: count - 2 }, (_, i) => sub(`s${i}`)), sub('a', 't/#')]
+    await store.outgoingEnqueueCombi(subs, packet)
+    expect(calls.flatMap((c) => c.sessions).sort()).toEqual(['a', ...Array.from({ length: count - 2 }, (_, i) => `s${i}`)].sort())
+  })
+
+  test('a session granted less gets its copy at its QoS', async () => {
+    const { store, calls } = recordingStore()
+    await store.outgoingEnqueueCombi([sub('a', 't/#', 0), sub('b')], packet)
+    expect(calls).toEqual(expect.arrayContaining([{ sessions: ['a'], qos: 0 }, { sessions: ['b'], qos: 1 }]))
+  })
+})
