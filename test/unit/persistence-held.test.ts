@@ -1,7 +1,6 @@
 import { statSync } from 'node:fs'
 import { describe, expect, test } from 'vitest'
 import { storeFixtures } from '../helpers/store-fixtures.js'
-import { sleep } from '../helpers/mqtt-clients.js'
 import type { SqlitePersistenceOptions } from '../../src/persistence/options.js'
 import { SqlitePersistence, type PacketLike } from '../../src/persistence/sqlite-persistence.js'
 
@@ -38,7 +37,8 @@ const walBytes = (path: string): number => statSync(`${path}-wal`).size
 describe('held messages (SQLite store)', () => {
   test('acknowledged within its window: never written, and the enqueue settles at the acknowledgement', async () => {
     const path = dbPath('held.db')
-    const store = await open(path)
+    // a window no pause of a slow machine reaches
+    const store = await open(path, { ackWindowMs: 60_000 })
     // the session's first queued message gives it its row in the clients table
     await store.outgoingEnqueueCombi([{ clientId: 'c' }], message(0, { qos: 2 }))
     await store.outgoingClearMessageId({ id: 'c' }, { brokerId: 'b', brokerCounter: 0 })
@@ -53,8 +53,7 @@ describe('held messages (SQLite store)', () => {
     expect(acked).toMatchObject({ topic: 't', payload: Buffer.from('m1'), messageId: 5, brokerCounter: 1 })
     await durable
     expect(store.stats()).toMatchObject({ queued: 0, inflight: 0 })
-    await sleep(60) // past the window: nothing left to write
-    await store.flush()
+    await store.flush() // writes whatever is still held: nothing
     expect(walBytes(path)).toBe(before)
     expect(await queued(store)).toEqual([])
   })
@@ -137,7 +136,7 @@ describe('held messages (SQLite store)', () => {
 
   test('one its session will not get (No Local) is cleared by its broker counter without being written', async () => {
     const path = dbPath('held.db')
-    const store = await open(path)
+    const store = await open(path, { ackWindowMs: 60_000 })
     await store.outgoingEnqueueCombi([{ clientId: 'c' }], message(0, { qos: 2 })) // the session's row
     await store.outgoingClearMessageId({ id: 'c' }, { brokerId: 'b', brokerCounter: 0 })
     await store.flush()
