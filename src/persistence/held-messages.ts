@@ -6,7 +6,6 @@
 export interface HeldMessageInit {
   readonly body: number
   readonly session: number
-  readonly clientId: string
   readonly brokerId: string
   readonly brokerCounter: number
   readonly bytes: number
@@ -18,7 +17,6 @@ export interface HeldMessageInit {
 export class HeldMessage implements HeldMessageInit {
   readonly body: number
   readonly session: number
-  readonly clientId: string
   readonly brokerId: string
   readonly brokerCounter: number
   readonly bytes: number
@@ -38,7 +36,6 @@ export class HeldMessage implements HeldMessageInit {
     this.heldAt = now
     this.body = init.body
     this.session = init.session
-    this.clientId = init.clientId
     this.brokerId = init.brokerId
     this.brokerCounter = init.brokerCounter
     this.bytes = init.bytes
@@ -53,10 +50,10 @@ export class HeldMessage implements HeldMessageInit {
 /**
  * The held messages: those not sent yet by broker counter (their delivery looks them up that
  * way), those sent by session and packet id (their acknowledgement's key) in the order they went
- * out. A sent message waits `windowMs` for its
- * acknowledgement. One not sent yet waits for its delivery: the store writes it when its publisher
- * starts waiting (see SqlitePersistence.outgoingAwaited) or anything reads the queues, and at the
- * latest `unsentMaxMs` after it was queued. Past those times the timer (owned here, stopped by
+ * out. A sent message waits `windowMs` for its acknowledgement. One not sent yet waits for its
+ * delivery: the store writes it when its publisher starts waiting (see
+ * SqlitePersistence.outgoingAwaited) or anything reads the queues, and at the latest
+ * `unsentMaxMs` after it was queued. Past those times the timer (owned here, stopped by
  * `close()`) asks for them to be written (`onDue`, which calls takeDue).
  */
 export class HeldMessages {

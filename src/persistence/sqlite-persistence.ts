@@ -475,7 +475,7 @@ export class SqlitePersistence {
       const session = this.#sessionIds.get(clientId) ?? (this.#commit as GroupCommit).apply(() => this.#sessionFor(clientId))
       const body = this.#allocateBody(1)
       this.#queues.add(clientId, bytes)
-      return this.#held.hold({ body, session, clientId, brokerId, brokerCounter, bytes, packet: stored }, Date.now()).durable
+      return this.#held.hold({ body, session, brokerId, brokerCounter, bytes, packet: stored }, Date.now()).durable
     } catch (err) {
       return Promise.reject(err as Error)
     }
