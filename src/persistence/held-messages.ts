@@ -2,24 +2,16 @@
  * A QoS 1 message queued for one connected session, kept in memory instead of being written at
  * once: if the session acknowledges it soon after it went out, it never touches the disk. Its
  * publisher's PUBACK waits for that acknowledgement or for the commit that stores it.
+ *
+ * A class, not an object literal: one fixed shape for a hot path that makes one per message.
  */
-export interface HeldMessageInit {
+export class HeldMessage {
   readonly body: number
   readonly session: number
   readonly brokerId: string
   readonly brokerCounter: number
   readonly bytes: number
   /** the packet as queued: encoded if it is written, handed back at its acknowledgement */
-  readonly packet: object
-}
-
-/** A class, not an object literal: one fixed shape for a hot path that makes one per message. */
-export class HeldMessage implements HeldMessageInit {
-  readonly body: number
-  readonly session: number
-  readonly brokerId: string
-  readonly brokerCounter: number
-  readonly bytes: number
   readonly packet: object
   /** Date.now() when it was queued */
   readonly heldAt: number
@@ -46,6 +38,9 @@ export class HeldMessage implements HeldMessageInit {
     })
   }
 }
+
+/** What the store knows of a message when it holds it. */
+export type HeldMessageInit = Pick<HeldMessage, 'body' | 'session' | 'brokerId' | 'brokerCounter' | 'bytes' | 'packet'>
 
 /**
  * The held messages: those not sent yet by broker counter (their delivery looks them up that
