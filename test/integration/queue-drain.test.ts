@@ -50,6 +50,24 @@ describe.each(storeConfigs())('queue drain at CONNECT ($name store)', ({ store }
     expect([got[0]!.dup, again!.payload.toString(), again!.packet.messageId, again!.packet.dup]).toEqual([false, 'once', got[0]!.messageId, true])
   })
 
+  // aedes stored no packet id for a PUBLISH with the retain flag, taking it for a retained message
+  // sent at SUBSCRIBE (never queued): a live one under Retain As Published stayed in the queue
+  it.each([1, 2] as const)('a live retained message that kept its flag [MQTT-3.3.1-13] is not sent again once acknowledged (QoS %i)', async (qos) => {
+    const clientId = `drain-rap-${qos}`
+    const sub = await pool.connect(running.url, session(clientId))
+    await sub.subscribeAsync('drain/rap/#', { qos, rap: true })
+    const live = collectMessages(sub)
+    const pub = await pool.connect(running.url, { protocolVersion: 5 })
+    await pub.publishAsync('drain/rap/status', 'online', { qos, retain: true })
+    const [got] = await live.waitFor(1)
+    expect(got!.packet.retain).toBe(true)
+    await sleep(100) // its PUBACK
+    await sub.endAsync()
+    const again = collectMessages(pool.raw(running.url, session(clientId)))
+    await sleep(500)
+    expect(again.messages).toEqual([])
+  })
+
   // The drain keeps many records between their store update and their write (one commit and one
   // socket write for a batch instead of one each); the packets must still leave in queue order
   // when the updates settle out of order, and every one must be cleared by its acknowledgement.
