@@ -50,6 +50,39 @@ describe.each(storeConfigs())('queue drain at CONNECT ($name store)', ({ store }
     expect([got[0]!.dup, again!.payload.toString(), again!.packet.messageId, again!.packet.dup]).toEqual([false, 'once', got[0]!.messageId, true])
   })
 
+  it('[MQTT-4.4.0-1] re-sends a PUBREL, not the PUBLISH, to a QoS 2 subscriber that left before PUBCOMP', async () => {
+    const clientId = 'drain-pubrel'
+    const first = await rawConnect(running.port, 4)
+    first.send(connectPacket(clientId, { clean: false }))
+    await first.next((p) => p.cmd === 'connack')
+    first.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'drain/q2', qos: 2 }] })
+    await first.next((p) => p.cmd === 'suback')
+    const pub = await pool.connect(running.url, { protocolVersion: 5 })
+    const published = pub.publishAsync('drain/q2', 'exactly once', { qos: 2 })
+    const publish = (await first.next((p) => p.cmd === 'publish')) as { messageId: number }
+    first.send({ cmd: 'pubrec', messageId: publish.messageId })
+    await first.next((p) => p.cmd === 'pubrel')
+    await published
+    first.close() // no PUBCOMP
+    await first.closed
+
+    const back = await rawConnect(running.port, 4)
+    back.send(connectPacket(clientId, { clean: false }))
+    await back.next((p) => p.cmd === 'connack')
+    expect(await back.next((p) => p.cmd === 'pubrel')).toMatchObject({ messageId: publish.messageId })
+    back.send({ cmd: 'pubcomp', messageId: publish.messageId })
+    await sleep(300)
+    expect(back.received.filter((p) => p.cmd === 'publish')).toEqual([])
+    back.close()
+    // acknowledged at last: nothing is left for the next connection
+    const last = await rawConnect(running.port, 4)
+    last.send(connectPacket(clientId, { clean: false }))
+    await last.next((p) => p.cmd === 'connack')
+    await sleep(300)
+    expect(last.received.map((p) => p.cmd)).toEqual(['connack'])
+    last.close()
+  })
+
   // aedes stored no packet id for a PUBLISH with the retain flag, taking it for a retained message
   // sent at SUBSCRIBE (never queued): a live one under Retain As Published stayed in the queue
   it.each([1, 2] as const)('a live retained message that kept its flag [MQTT-3.3.1-13] is not sent again once acknowledged (QoS %i)', async (qos) => {
