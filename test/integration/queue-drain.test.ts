@@ -50,6 +50,30 @@ describe.each(storeConfigs())('queue drain at CONNECT ($name store)', ({ store }
     expect([got[0]!.dup, again!.payload.toString(), again!.packet.messageId, again!.packet.dup]).toEqual([false, 'once', got[0]!.messageId, true])
   })
 
+  // A live message for a connected persistent session may wait in memory for its PUBACK (the
+  // SQLite store's ack window); one its Receive Maximum keeps back is written meanwhile.
+  it('a slow persistent subscriber behind its Receive Maximum gets every live message once, in order', async () => {
+    const clientId = 'drain-slow'
+    const options = { ...session(clientId), properties: { sessionExpiryInterval: 60, receiveMaximum: 2 } }
+    const sub = await pool.connect(running.url, options)
+    await sub.subscribeAsync('drain/slow', { qos: 1 })
+    const got: string[] = []
+    sub.handleMessage = (packet, callback) => {
+      got.push(packet.payload.toString())
+      setTimeout(callback, 5) // PUBACK 5 ms later
+    }
+    const pub = await pool.connect(running.url, { protocolVersion: 5 })
+    const total = 60
+    await Promise.all(Array.from({ length: total }, (_, i) => pub.publishAsync('drain/slow', String(i), { qos: 1 })))
+    await vi.waitFor(() => expect(got).toHaveLength(total), { timeout: 5000 })
+    await sleep(100) // the last PUBACKs
+    expect(got).toEqual(Array.from({ length: total }, (_, i) => String(i)))
+    await sub.endAsync()
+    const again = collectMessages(pool.raw(running.url, options))
+    await sleep(500)
+    expect(again.messages).toEqual([])
+  })
+
   it('[MQTT-4.4.0-1] re-sends a PUBREL, not the PUBLISH, to a QoS 2 subscriber that left before PUBCOMP', async () => {
     const clientId = 'drain-pubrel'
     const first = await rawConnect(running.port, 4)
