@@ -156,6 +156,20 @@ export function brokerMetricDefinitions(sources: MetricSources): MetricDefinitio
       read: () => storeValue(snap().store.inflight),
     },
     {
+      name: 'mqlite_store_held_messages_total',
+      type: 'counter',
+      labelNames: ['outcome'],
+      help: 'QoS 1 messages for a connected persistent session held in memory for its PUBACK (store.ackWindowMs): acknowledged in time (never written) or written (SQLite store only).',
+      read: () => {
+        const held = snap().store.held
+        if (held === undefined) return []
+        return [
+          { labels: { outcome: 'acknowledged' }, value: held.acknowledged },
+          { labels: { outcome: 'written' }, value: held.written },
+        ]
+      },
+    },
+    {
       name: 'mqlite_store_size_bytes',
       type: 'gauge',
       labelNames: [],

@@ -17,6 +17,11 @@ export interface StoreStats {
   dbBytes?: number
   /** sessions the store holds: every connected client's, plus persistent ones kept offline */
   sessions?: number
+  /**
+   * QoS 1 messages for a connected session held in memory (the SQLite store's ack window), since
+   * start: `acknowledged` never needed a write, `written` went to disk after all
+   */
+  held?: { acknowledged: number; written: number }
 }
 
 /** A store that can report its contents. */

@@ -59,6 +59,9 @@ export class HeldMessages {
   readonly #onDue: () => void
   #timer: NodeJS.Timeout | undefined
   #deadline = Infinity
+  /** since start: released by an acknowledgement (or dropped unsent), and taken to be written */
+  acknowledged = 0
+  written = 0
 
   constructor(windowMs: number, unsentMaxMs: number, onDue: () => void) {
     this.#windowMs = windowMs
@@ -107,6 +110,7 @@ export class HeldMessages {
     const held = this.#sent.get(key)
     if (held === undefined) return undefined
     this.#sent.delete(key)
+    this.acknowledged++
     held.resolve()
     return held
   }
@@ -114,20 +118,21 @@ export class HeldMessages {
   /** Forgets a message not sent yet that its session will not get (No Local, say). */
   dropUnsent(held: HeldMessage): void {
     this.#unsent.delete(held.brokerCounter)
+    this.acknowledged++
     held.resolve()
   }
 
   /** Removes and returns one message not sent yet. */
   takeUnsent(held: HeldMessage): HeldMessage {
     this.#unsent.delete(held.brokerCounter)
+    this.written++
     return held
   }
 
-  /** Removes and returns every held message. */
+  /** Removes and returns every held message, to be written. */
   takeAll(): HeldMessage[] {
-    const taken = [...this.#unsent.values(), ...this.#sent.values()]
-    this.#unsent.clear()
-    this.#sent.clear()
+    const taken = this.#removeAll()
+    this.written += taken.length
     return taken
   }
 
@@ -147,12 +152,20 @@ export class HeldMessages {
       taken.push(held)
     }
     for (let i = sent; i < taken.length; i++) this.#unsent.delete(taken[i]!.brokerCounter)
+    this.written += taken.length
     return taken
   }
 
   /** Fails every held message (its publisher gets the error) and forgets it. */
   failAll(err: Error): void {
-    for (const held of this.takeAll()) held.reject(err)
+    for (const held of this.#removeAll()) held.reject(err)
+  }
+
+  #removeAll(): HeldMessage[] {
+    const taken = [...this.#unsent.values(), ...this.#sent.values()]
+    this.#unsent.clear()
+    this.#sent.clear()
+    return taken
   }
 
   close(): void {

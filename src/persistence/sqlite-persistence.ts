@@ -87,6 +87,8 @@ export interface StoreStats {
   dbBytes: number
   /** sessions recorded with sessionConnected and not deleted, connected or not */
   sessions: number
+  /** held messages since start (see HeldMessages): acknowledged without a write, or written */
+  held?: { acknowledged: number; written: number }
 }
 
 type State = 'new' | 'opening' | 'open' | 'closing' | 'closed'
@@ -881,6 +883,7 @@ export class SqlitePersistence {
       inflight: this.#queues.inflight,
       dbBytes: pageCount * pageSize + this.#walBytes(),
       sessions: this.#sessionCount,
+      held: { acknowledged: this.#held.acknowledged, written: this.#held.written },
     }
   }
 

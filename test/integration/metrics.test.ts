@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { IClientOptions } from 'mqtt'
 import type { Authorizer } from '../../src/auth/authorizer.js'
 import { rawConnect, connectPacket } from '../helpers/raw-client.js'
@@ -31,6 +31,7 @@ const FAMILIES: Record<string, string> = {
   mqlite_retained_messages: 'gauge',
   mqlite_queued_messages: 'gauge',
   mqlite_inflight_messages: 'gauge',
+  mqlite_store_held_messages_total: 'counter',
   mqlite_store_size_bytes: 'gauge',
   mqlite_message_latency_seconds: 'histogram',
   mqlite_store_commit_duration_seconds: 'histogram',
@@ -55,7 +56,8 @@ describe.each(storeConfigs())('the metrics endpoint ($name store)', ({ name: sto
   beforeAll(async () => {
     running = await startBroker(
       {
-        store: store(),
+        // an ack window no pause of a slow machine reaches (the held-messages test below)
+        store: { ...store(), ackWindowMs: 60_000 },
         metrics: { enabled: true, host: '127.0.0.1', port: 0 },
         // $SYS deliveries would add to the sent counters this file asserts exactly.
         sys: { interval: 0 },
@@ -121,6 +123,7 @@ describe.each(storeConfigs())('the metrics endpoint ($name store)', ({ name: sto
       // The memory store has no such statistics: those series are absent rather than a fake 0.
       expect(e.get(name)?.samples.length, name).toBe(storeName === 'memory' ? 0 : 1)
     }
+    expect(e.get('mqlite_store_held_messages_total')?.samples.length).toBe(storeName === 'memory' ? 0 : 2)
   })
 
   it('answers /healthz and /readyz with 200 while running, 404 elsewhere, 405 for POST', async () => {
@@ -318,6 +321,27 @@ describe.each(storeConfigs())('the metrics endpoint ($name store)', ({ name: sto
     expect(delta(before, after, 'mqlite_store_commit_batch_size_count')).toBe(commits)
     expect(delta(before, after, 'mqlite_store_commit_batch_size_sum')).toBeGreaterThanOrEqual(commits)
     expect(delta(before, after, 'mqlite_store_commit_duration_seconds_sum')).toBeGreaterThan(0)
+  })
+
+  it.runIf(storeName === 'sqlite')('counts held messages: acknowledged within the ack window, or written', async () => {
+    const before = await scrape(base)
+    const session = { protocolVersion: 5 as const, clean: false, properties: { sessionExpiryInterval: 60 } }
+    const quick = await pool.connect(running.url, { ...session, clientId: 'held-quick' })
+    await quick.subscribeAsync('held/quick', { qos: 1 })
+    const slow = await pool.connect(running.url, { ...session, clientId: 'held-slow' })
+    await slow.subscribeAsync('held/slow', { qos: 1 })
+    let got = 0
+    slow.handleMessage = () => void got++ // never acknowledged
+    const pub = await pool.connect(running.url)
+    await pub.publishAsync('held/quick', 'a', { qos: 1 })
+    const acknowledged = await settle((e) => expect(delta(before, e, 'mqlite_store_held_messages_total', { outcome: 'acknowledged' })).toBe(1))
+    expect(delta(before, acknowledged, 'mqlite_store_held_messages_total', { outcome: 'written' })).toBe(0)
+    const published = pub.publishAsync('held/slow', 'b', { qos: 1 })
+    await vi.waitFor(() => expect(got).toBe(1))
+    slow.end(true) // its session's disconnection writes what is held for it
+    await published
+    const after = await settle((e) => expect(delta(before, e, 'mqlite_store_held_messages_total', { outcome: 'written' })).toBe(1))
+    expect(delta(before, after, 'mqlite_store_held_messages_total', { outcome: 'acknowledged' })).toBe(1)
   })
 
   it.runIf(storeName === 'memory')('exposes the store commit histograms fed through observeCommit', async () => {
