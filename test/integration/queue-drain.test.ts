@@ -107,6 +107,24 @@ describe.each(storeConfigs())('queue drain at CONNECT ($name store)', ({ store }
     last.close()
   })
 
+  it('[MQTT-3.1.4-3, MQTT-4.4.0-1] a session taken over hands its unacknowledged message to the new connection, DUP set', async () => {
+    const clientId = 'drain-takeover'
+    const first = await pool.connect(running.url, session(clientId))
+    await first.subscribeAsync('drain/takeover', { qos: 1 })
+    const got: Array<{ messageId?: number; dup: boolean }> = []
+    first.handleMessage = (packet) => void got.push({ messageId: packet.messageId, dup: packet.dup }) // never acknowledged
+    first.on('error', () => {})
+    const pub = await pool.connect(running.url, { protocolVersion: 5 })
+    await pub.publishAsync('drain/takeover', 'job', { qos: 1 })
+    await vi.waitFor(() => expect(got).toHaveLength(1))
+    const second = pool.raw(running.url, session(clientId))
+    const inbox = collectMessages(second)
+    const [again] = await inbox.waitFor(1)
+    expect([again!.payload.toString(), again!.packet.messageId, again!.packet.dup]).toEqual(['job', got[0]!.messageId, true])
+    await sleep(300)
+    expect(inbox.messages).toHaveLength(1)
+  })
+
   // aedes stored no packet id for a PUBLISH with the retain flag, taking it for a retained message
   // sent at SUBSCRIBE (never queued): a live one under Retain As Published stayed in the queue
   it.each([1, 2] as const)('a live retained message that kept its flag [MQTT-3.3.1-13] is not sent again once acknowledged (QoS %i)', async (qos) => {
