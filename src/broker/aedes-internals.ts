@@ -62,6 +62,11 @@ export interface BrokerInternals {
   mq: { _matcher: TopicMatcher }
   /** mqlite's encoder of outgoing packets, read by the patched write.js; undefined: mqtt-packet's */
   encodeOutgoing?: (packet: OutgoingPublish, protocolVersion: number) => Buffer | undefined
+  /**
+   * read by the patched SUBSCRIBE handler: the broker id of the retained messages it sends to a
+   * persistent session, which are queued (see retainedCopyBrokerId)
+   */
+  retainedCopyBrokerId?: string
   /** client ids whose session a new connection is taking over */
   _takingOver: Set<string>
   /** cancel this node's Session Expiry timer of a client id */
@@ -71,6 +76,13 @@ export interface BrokerInternals {
 }
 
 export const clientInternals = (client: Client): ClientInternals => client as unknown as ClientInternals
+
+/**
+ * The broker id on the retained messages a SUBSCRIBE sends to a persistent session: they are
+ * queued like live ones (so they survive a disconnection unacknowledged), but under an id of their
+ * own, so that aedes's per-broker duplicate check never mixes them with live messages.
+ */
+export const retainedCopyBrokerId = (broker: Aedes): string => `${broker.id}:retained`
 export const brokerInternals = (broker: Aedes): BrokerInternals => broker as unknown as BrokerInternals
 
 /**

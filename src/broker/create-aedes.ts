@@ -22,7 +22,7 @@ import { dropWillDelayInterval } from './will-delay.js'
 import type { ShareDirectory } from '../cluster/share-directory.js'
 import { installEnhancedAuth, takeEnhancedOutcome } from './enhanced-auth.js'
 import { PublishRefusedError } from '../errors.js'
-import { brokerInternals, clientInternals, writeDirect } from './aedes-internals.js'
+import { brokerInternals, clientInternals, retainedCopyBrokerId, writeDirect } from './aedes-internals.js'
 import { cacheTopicMatches } from '../mqtt/match-cache.js'
 import { createPublishEncoder } from '../mqtt/publish-encoder.js'
 
@@ -182,6 +182,7 @@ export async function createAedes({
   cacheTopicMatches(brokerInternals(broker).mq._matcher)
   // read by the patched write.js: plain PUBLISH packets as one buffer each
   brokerInternals(broker).encodeOutgoing = createPublishEncoder()
+  brokerInternals(broker).retainedCopyBrokerId = retainedCopyBrokerId(broker)
   guards.attach(broker)
   const retained = await limitRetained(store as unknown as Parameters<typeof limitRetained>[0], config.limits, limitStats)
   // read by the patched SUBSCRIBE and CONNACK handlers

@@ -125,6 +125,78 @@ describe.each(storeConfigs())('queue drain at CONNECT ($name store)', ({ store }
     expect(inbox.messages).toHaveLength(1)
   })
 
+  // aedes sent retained messages at SUBSCRIBE without storing them: a persistent session that
+  // left before acknowledging one never got it (or its PUBREL) again
+  it('[MQTT-4.4.0-1] a retained QoS 1 message sent at SUBSCRIBE and not acknowledged is sent again at reconnect', async () => {
+    const clientId = 'drain-ret-q1'
+    const pub = await pool.connect(running.url, { protocolVersion: 5 })
+    await pub.publishAsync('drain/retq1', 'kept', { qos: 1, retain: true })
+    const first = await rawConnect(running.port, 4)
+    first.send(connectPacket(clientId, { clean: false }))
+    await first.next((p) => p.cmd === 'connack')
+    first.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'drain/retq1', qos: 1 }] })
+    const publish = (await first.next((p) => p.cmd === 'publish')) as { messageId: number; retain: boolean }
+    expect(publish.retain).toBe(true)
+    first.close() // no PUBACK
+    await first.closed
+
+    const back = await rawConnect(running.port, 4)
+    back.send(connectPacket(clientId, { clean: false }))
+    await back.next((p) => p.cmd === 'connack')
+    expect(await back.next((p) => p.cmd === 'publish')).toMatchObject({ messageId: publish.messageId, dup: true, payload: Buffer.from('kept') })
+    back.send({ cmd: 'puback', messageId: publish.messageId })
+    await sleep(200)
+    back.close()
+    const last = await rawConnect(running.port, 4)
+    last.send(connectPacket(clientId, { clean: false }))
+    await last.next((p) => p.cmd === 'connack')
+    await sleep(300)
+    expect(last.received.map((p) => p.cmd)).toEqual(['connack'])
+    last.close()
+  })
+
+  it('[MQTT-4.4.0-1] a retained QoS 2 message sent at SUBSCRIBE gets its PUBREL again when the session left before PUBCOMP', async () => {
+    const clientId = 'drain-ret-q2'
+    const pub = await pool.connect(running.url, { protocolVersion: 5 })
+    await pub.publishAsync('drain/retq2', 'kept', { qos: 2, retain: true })
+    const first = await rawConnect(running.port, 4)
+    first.send(connectPacket(clientId, { clean: false }))
+    await first.next((p) => p.cmd === 'connack')
+    first.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'drain/retq2', qos: 2 }] })
+    const publish = (await first.next((p) => p.cmd === 'publish')) as { messageId: number }
+    first.send({ cmd: 'pubrec', messageId: publish.messageId })
+    await first.next((p) => p.cmd === 'pubrel')
+    first.close() // no PUBCOMP
+    await first.closed
+
+    const back = await rawConnect(running.port, 4)
+    back.send(connectPacket(clientId, { clean: false }))
+    await back.next((p) => p.cmd === 'connack')
+    expect(await back.next((p) => p.cmd === 'pubrel')).toMatchObject({ messageId: publish.messageId })
+    back.send({ cmd: 'pubcomp', messageId: publish.messageId })
+    await sleep(300)
+    expect(back.received.filter((p) => p.cmd === 'publish')).toEqual([])
+    back.close()
+  })
+
+  it('retained messages at SUBSCRIBE to a persistent session: each once, and live ones still delivered', async () => {
+    const clientId = 'drain-ret-many'
+    const pub = await pool.connect(running.url, { protocolVersion: 5 })
+    for (let i = 0; i < 20; i++) await pub.publishAsync(`drain/retmany/${i}`, String(i), { qos: 1, retain: true })
+    const sub = await pool.connect(running.url, session(clientId))
+    const inbox = collectMessages(sub)
+    await sub.subscribeAsync('drain/retmany/#', { qos: 1 })
+    await inbox.waitFor(20)
+    await pub.publishAsync('drain/retmany/live', 'live', { qos: 1 })
+    await inbox.waitFor(21)
+    await sleep(200)
+    expect(inbox.messages.map((m) => m.payload.toString()).sort()).toEqual([...Array.from({ length: 20 }, (_, i) => String(i)), 'live'].sort())
+    await sub.endAsync()
+    const again = collectMessages(pool.raw(running.url, session(clientId)))
+    await sleep(400)
+    expect(again.messages).toEqual([])
+  })
+
   // aedes stored no packet id for a PUBLISH with the retain flag, taking it for a retained message
   // sent at SUBSCRIBE (never queued): a live one under Retain As Published stayed in the queue
   it.each([1, 2] as const)('a live retained message that kept its flag [MQTT-3.3.1-13] is not sent again once acknowledged (QoS %i)', async (qos) => {

@@ -3,7 +3,7 @@ import { outboundWindow, type OutboundWindow } from './flow-control.js'
 import { onClientCreated } from '../client-setup.js'
 import { exceedsPacketSize } from './packet-size.js'
 import { topicMatches } from '../../mqtt/topic-match.js'
-import { clientInternals, type ClientInternals, type DeliverFunction } from '../aedes-internals.js'
+import { clientInternals, retainedCopyBrokerId, type ClientInternals, type DeliverFunction } from '../aedes-internals.js'
 
 export type DropReason = 'not_authorized' | 'too_large'
 
@@ -46,6 +46,8 @@ const sendsByClient = new WeakMap<Client, Sends>()
  */
 export function planDeliveries(broker: Aedes, options: DeliveryOptions): void {
   const { canReceive, onDrop } = options
+  // retained messages sent at SUBSCRIBE: no broker id, or this one (to a persistent session)
+  const retainedCopy = retainedCopyBrokerId(broker)
   // One closure per client; everything else is shared.
   const plan = (client: Client, c: ClientInternals, sends: Sends, packet: DeliveredPacket, callback: () => void): void => {
     // A second matching subscription of the same message: the first call delivered it.
@@ -63,8 +65,8 @@ export function planDeliveries(broker: Aedes, options: DeliveryOptions): void {
     if (grantedQoS < 0) return drop(c, sends, packet, undefined, callback)
     if (canReceive && !canReceive(client, packet.topic)) return drop(c, sends, packet, 'not_authorized', callback)
     packet.nl = false
-    // retained-on-subscribe copies (no broker id) keep the identifier aedes took from SUBSCRIBE
-    if (packet.brokerId) setSubscriptionIdentifiers(packet, ids)
+    // retained-on-subscribe copies keep the identifier aedes took from SUBSCRIBE
+    if (packet.brokerId && packet.brokerId !== retainedCopy) setSubscriptionIdentifiers(packet, ids)
     if (packet.qos > grantedQoS) packet.qos = grantedQoS as 0 | 1 | 2
     if (c.maximumPacketSize !== undefined && exceedsPacketSize(packet, c.maximumPacketSize, c.version ?? 4)) {
       return drop(c, sends, packet, 'too_large', callback)
