@@ -14,6 +14,20 @@ describe.each(storeConfigs())('queue drain at CONNECT ($name store)', ({ store }
   const { running, pool } = useBroker(() => ({ store: store() }))
 
   const session = (clientId: string) => ({ protocolVersion: 5 as const, clientId, clean: false, properties: { sessionExpiryInterval: 60 } })
+  /** A bare 3.1.1 connection resuming the persistent session `clientId`, past its CONNACK. */
+  const rawSession = async (clientId: string) => {
+    const raw = await rawConnect(running.port, 4)
+    raw.send(connectPacket(clientId, { clean: false }))
+    await raw.next((p) => p.cmd === 'connack')
+    return raw
+  }
+  /** The session's next connection finds nothing to send. */
+  const expectNothingLeft = async (clientId: string) => {
+    const raw = await rawSession(clientId)
+    await sleep(300)
+    expect(raw.received.map((p) => p.cmd)).toEqual(['connack'])
+    raw.close()
+  }
   /** Leaves a persistent session subscribed to `topic` offline; resolves with a publisher. */
   const offlineSession = async (clientId: string, topic: string, qos: 1 | 2) => {
     const away = await pool.connect(running.url, session(clientId))
@@ -76,9 +90,7 @@ describe.each(storeConfigs())('queue drain at CONNECT ($name store)', ({ store }
 
   it('[MQTT-4.4.0-1] re-sends a PUBREL, not the PUBLISH, to a QoS 2 subscriber that left before PUBCOMP', async () => {
     const clientId = 'drain-pubrel'
-    const first = await rawConnect(running.port, 4)
-    first.send(connectPacket(clientId, { clean: false }))
-    await first.next((p) => p.cmd === 'connack')
+    const first = await rawSession(clientId)
     first.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'drain/q2', qos: 2 }] })
     await first.next((p) => p.cmd === 'suback')
     const pub = await pool.connect(running.url, { protocolVersion: 5 })
@@ -90,21 +102,14 @@ describe.each(storeConfigs())('queue drain at CONNECT ($name store)', ({ store }
     first.close() // no PUBCOMP
     await first.closed
 
-    const back = await rawConnect(running.port, 4)
-    back.send(connectPacket(clientId, { clean: false }))
-    await back.next((p) => p.cmd === 'connack')
+    const back = await rawSession(clientId)
     expect(await back.next((p) => p.cmd === 'pubrel')).toMatchObject({ messageId: publish.messageId })
     back.send({ cmd: 'pubcomp', messageId: publish.messageId })
     await sleep(300)
     expect(back.received.filter((p) => p.cmd === 'publish')).toEqual([])
     back.close()
     // acknowledged at last: nothing is left for the next connection
-    const last = await rawConnect(running.port, 4)
-    last.send(connectPacket(clientId, { clean: false }))
-    await last.next((p) => p.cmd === 'connack')
-    await sleep(300)
-    expect(last.received.map((p) => p.cmd)).toEqual(['connack'])
-    last.close()
+    await expectNothingLeft(clientId)
   })
 
   it('[MQTT-3.1.4-3, MQTT-4.4.0-1] a session taken over hands its unacknowledged message to the new connection, DUP set', async () => {
@@ -131,37 +136,26 @@ describe.each(storeConfigs())('queue drain at CONNECT ($name store)', ({ store }
     const clientId = 'drain-ret-q1'
     const pub = await pool.connect(running.url, { protocolVersion: 5 })
     await pub.publishAsync('drain/retq1', 'kept', { qos: 1, retain: true })
-    const first = await rawConnect(running.port, 4)
-    first.send(connectPacket(clientId, { clean: false }))
-    await first.next((p) => p.cmd === 'connack')
+    const first = await rawSession(clientId)
     first.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'drain/retq1', qos: 1 }] })
     const publish = (await first.next((p) => p.cmd === 'publish')) as { messageId: number; retain: boolean }
     expect(publish.retain).toBe(true)
     first.close() // no PUBACK
     await first.closed
 
-    const back = await rawConnect(running.port, 4)
-    back.send(connectPacket(clientId, { clean: false }))
-    await back.next((p) => p.cmd === 'connack')
+    const back = await rawSession(clientId)
     expect(await back.next((p) => p.cmd === 'publish')).toMatchObject({ messageId: publish.messageId, dup: true, payload: Buffer.from('kept') })
     back.send({ cmd: 'puback', messageId: publish.messageId })
     await sleep(200)
     back.close()
-    const last = await rawConnect(running.port, 4)
-    last.send(connectPacket(clientId, { clean: false }))
-    await last.next((p) => p.cmd === 'connack')
-    await sleep(300)
-    expect(last.received.map((p) => p.cmd)).toEqual(['connack'])
-    last.close()
+    await expectNothingLeft(clientId)
   })
 
   it('[MQTT-4.4.0-1] a retained QoS 2 message sent at SUBSCRIBE gets its PUBREL again when the session left before PUBCOMP', async () => {
     const clientId = 'drain-ret-q2'
     const pub = await pool.connect(running.url, { protocolVersion: 5 })
     await pub.publishAsync('drain/retq2', 'kept', { qos: 2, retain: true })
-    const first = await rawConnect(running.port, 4)
-    first.send(connectPacket(clientId, { clean: false }))
-    await first.next((p) => p.cmd === 'connack')
+    const first = await rawSession(clientId)
     first.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'drain/retq2', qos: 2 }] })
     const publish = (await first.next((p) => p.cmd === 'publish')) as { messageId: number }
     first.send({ cmd: 'pubrec', messageId: publish.messageId })
@@ -169,9 +163,7 @@ describe.each(storeConfigs())('queue drain at CONNECT ($name store)', ({ store }
     first.close() // no PUBCOMP
     await first.closed
 
-    const back = await rawConnect(running.port, 4)
-    back.send(connectPacket(clientId, { clean: false }))
-    await back.next((p) => p.cmd === 'connack')
+    const back = await rawSession(clientId)
     expect(await back.next((p) => p.cmd === 'pubrel')).toMatchObject({ messageId: publish.messageId })
     back.send({ cmd: 'pubcomp', messageId: publish.messageId })
     await sleep(300)
