@@ -2,7 +2,7 @@ import type { Client } from 'aedes'
 import { describe, expect, it, vi } from 'vitest'
 import { aedesStore, useBroker } from '../helpers/in-process-broker.js'
 import { collectMessages, sleep } from '../helpers/mqtt-clients.js'
-import { connectPacket, rawConnect } from '../helpers/raw-client.js'
+import { connectPacket, rawConnect, type RawClient } from '../helpers/raw-client.js'
 import { storeConfigs } from '../helpers/stores.js'
 
 // The queue a session finds at CONNECT is drained by aedes's emptyQueue (patched, see
@@ -20,6 +20,22 @@ describe.each(storeConfigs())('queue drain at CONNECT ($name store)', ({ store }
     raw.send(connectPacket(clientId, { clean: false }))
     await raw.next((p) => p.cmd === 'connack')
     return raw
+  }
+  /**
+   * Answers a QoS 2 PUBLISH with PUBREC, takes its PUBREL and leaves without PUBCOMP: the
+   * session's next connection gets that PUBREL again [MQTT-4.4.0-1], and not the PUBLISH.
+   */
+  const leaveBeforePubcomp = async (raw: RawClient, clientId: string, messageId: number) => {
+    raw.send({ cmd: 'pubrec', messageId })
+    await raw.next((p) => p.cmd === 'pubrel')
+    raw.close()
+    await raw.closed
+    const back = await rawSession(clientId)
+    expect(await back.next((p) => p.cmd === 'pubrel')).toMatchObject({ messageId })
+    back.send({ cmd: 'pubcomp', messageId })
+    await sleep(300)
+    expect(back.received.filter((p) => p.cmd === 'publish')).toEqual([])
+    back.close()
   }
   /** The session's next connection finds nothing to send. */
   const expectNothingLeft = async (clientId: string) => {
@@ -96,18 +112,8 @@ describe.each(storeConfigs())('queue drain at CONNECT ($name store)', ({ store }
     const pub = await pool.connect(running.url, { protocolVersion: 5 })
     const published = pub.publishAsync('drain/q2', 'exactly once', { qos: 2 })
     const publish = (await first.next((p) => p.cmd === 'publish')) as { messageId: number }
-    first.send({ cmd: 'pubrec', messageId: publish.messageId })
-    await first.next((p) => p.cmd === 'pubrel')
+    await leaveBeforePubcomp(first, clientId, publish.messageId)
     await published
-    first.close() // no PUBCOMP
-    await first.closed
-
-    const back = await rawSession(clientId)
-    expect(await back.next((p) => p.cmd === 'pubrel')).toMatchObject({ messageId: publish.messageId })
-    back.send({ cmd: 'pubcomp', messageId: publish.messageId })
-    await sleep(300)
-    expect(back.received.filter((p) => p.cmd === 'publish')).toEqual([])
-    back.close()
     // acknowledged at last: nothing is left for the next connection
     await expectNothingLeft(clientId)
   })
@@ -158,17 +164,8 @@ describe.each(storeConfigs())('queue drain at CONNECT ($name store)', ({ store }
     const first = await rawSession(clientId)
     first.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'drain/retq2', qos: 2 }] })
     const publish = (await first.next((p) => p.cmd === 'publish')) as { messageId: number }
-    first.send({ cmd: 'pubrec', messageId: publish.messageId })
-    await first.next((p) => p.cmd === 'pubrel')
-    first.close() // no PUBCOMP
-    await first.closed
-
-    const back = await rawSession(clientId)
-    expect(await back.next((p) => p.cmd === 'pubrel')).toMatchObject({ messageId: publish.messageId })
-    back.send({ cmd: 'pubcomp', messageId: publish.messageId })
-    await sleep(300)
-    expect(back.received.filter((p) => p.cmd === 'publish')).toEqual([])
-    back.close()
+    await leaveBeforePubcomp(first, clientId, publish.messageId)
+    await expectNothingLeft(clientId)
   })
 
   it('retained messages at SUBSCRIBE to a persistent session: each once, and live ones still delivered', async () => {
