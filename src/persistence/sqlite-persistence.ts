@@ -326,7 +326,7 @@ export class SqlitePersistence {
     return this.#write(() => {
       for (const { sub, qos, blob } of records) sql.subscriptionUpsert.run(client.id, sub.topic, qos, blob)
       for (const { sub, qos } of records) this.#index.add(client.id, { ...sub, qos })
-    }, records.length <= 1)
+    }, records.length <= 1, false)
   }
 
   async removeSubscriptions(client: ClientRef, topics: readonly string[]): Promise<void> {
@@ -334,7 +334,7 @@ export class SqlitePersistence {
     return this.#write(() => {
       for (const topic of topics) sql.subscriptionDelete.run(client.id, topic)
       for (const topic of topics) this.#index.remove(client.id, topic)
-    }, topics.length <= 1)
+    }, topics.length <= 1, false)
   }
 
   async cleanSubscriptions(client: ClientRef): Promise<void> {
@@ -342,7 +342,7 @@ export class SqlitePersistence {
     return this.#write(() => {
       sql.subscriptionsDeleteClient.run(client.id)
       this.#index.removeClient(client.id)
-    }, true)
+    }, true, false)
   }
 
   /** The client's subscriptions as stored (QoS, nl, rap, rh, subscriptionIdentifier), in order. */
@@ -778,7 +778,7 @@ export class SqlitePersistence {
     const sql = this.#statements()
     return this.#write(() => {
       sql.incomingDeleteClient.run(client.id)
-    }, true)
+    }, true, false)
   }
 
   // ---------------------------------------------------------------- wills
@@ -792,7 +792,7 @@ export class SqlitePersistence {
     const blob = encodePacket(packet)
     return this.#write(() => {
       sql.willUpsert.run(client.id, brokerId, blob)
-    }, true)
+    }, true, false)
   }
 
   async getWill(client: ClientRef): Promise<StoredObject | undefined> {
@@ -806,7 +806,7 @@ export class SqlitePersistence {
     return this.#write(() => {
       const row = sql.willDelete.get(client.id)
       return row ? decodePacket(row.packet) : undefined
-    }, true)
+    }, true, false)
   }
 
   /** Wills whose broker is not in `brokers` (alive brokers by id): those aedes must publish. */
@@ -834,7 +834,7 @@ export class SqlitePersistence {
       sql.sessionUpsert.run(clientId, info.protocolVersion, info.expiryIntervalSeconds, atMs)
       if (!existed) this.#sessionCount++
       this.#connected.add(clientId)
-    }, true)
+    }, true, false)
   }
 
   /** Starts a session's expiry clock; a session never recorded as connected is ignored. */
@@ -974,7 +974,9 @@ export class SqlitePersistence {
   /**
    * `single`: the work makes at most one write statement, so it needs no savepoint of its own.
    * The deferred enqueues go in first, outside that savepoint: the work may read or delete them;
-   * so do the held messages, unless the work touches only rows it knows (`withHeld` false).
+   * so do the held messages, unless the work touches no queue or only rows it knows (`withHeld`
+   * false: connections, subscriptions, wills and retained messages come and go without writing
+   * the messages that wait for their PUBACK).
    */
   #write<T>(work: () => T, single = false, withHeld = true): Promise<T> {
     try {

@@ -124,7 +124,8 @@ describe('held messages (SQLite store)', () => {
     // two variants of one message for two sessions: the first is held, the second is not
     const held = store.outgoingEnqueueCombi([{ clientId: 'c' }], message(6))
     await store.sessionConnected('d', { expiryIntervalSeconds: 3600, protocolVersion: 5 })
-    await held // (sessionConnected wrote it)
+    store.outgoingAwaited(message(6))
+    await held
     const variantHeld = store.outgoingEnqueueCombi([{ clientId: 'c' }], message(7))
     await store.outgoingEnqueueCombi([{ clientId: 'd' }], message(7, { payload: Buffer.from('m7 for d') }))
     expect(await settledSoon(variantHeld)).toBe(false)
@@ -148,6 +149,23 @@ describe('held messages (SQLite store)', () => {
     await store.flush()
     expect(walBytes(path)).toBe(before)
     expect(await queued(store)).toEqual([])
+  })
+
+  test("other clients' connections, subscriptions and wills leave held messages in memory", async () => {
+    const store = await open(dbPath('held.db'), { ackWindowMs: 60_000 })
+    const durable = store.outgoingEnqueueCombi([{ clientId: 'c' }], message(1))
+    await store.outgoingUpdate({ id: 'c' }, { ...message(1), messageId: 5 })
+    await store.sessionConnected('e', { expiryIntervalSeconds: 3600, protocolVersion: 5 })
+    await store.addSubscriptions({ id: 'e' }, [{ topic: 'x/#', qos: 1 }])
+    await store.putWill({ id: 'e' }, { topic: 'e/gone', payload: Buffer.from('bye'), qos: 1, retain: false })
+    await store.outgoingClearMessageId({ id: 'c' }, { messageId: 5 })
+    await durable
+    expect(store.stats().held).toEqual({ acknowledged: 1, written: 0 })
+    // a session leaving does write them: no acknowledgement will come on that connection
+    const left = store.outgoingEnqueueCombi([{ clientId: 'c' }], message(2))
+    await store.sessionDisconnected('d')
+    await left
+    expect(store.stats().held).toEqual({ acknowledged: 1, written: 1 })
   })
 
   test('a packet id given again while the first message held with it is unacknowledged: both are written', async () => {
