@@ -1,3 +1,5 @@
+import { inFlightKey } from './row-hints.js'
+
 /**
  * A QoS 1 message queued for one connected session, kept in memory instead of being written at
  * once: if the session acknowledges it soon after it went out, it never touches the disk. Its
@@ -191,9 +193,4 @@ export class HeldMessages {
     const unsent = this.#unsent.values().next()
     if (!unsent.done) this.#arm(unsent.value.heldAt + this.#unsentMaxMs)
   }
-}
-
-/** A packet id is 16 bits: (session, packet id) as one number. */
-function inFlightKey(session: number, messageId: number): number {
-  return session * 65_536 + messageId
 }

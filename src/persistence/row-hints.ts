@@ -11,7 +11,11 @@ export interface KnownCopy {
 }
 
 const AMBIGUOUS = -1
-const MESSAGE_IDS = 65_536
+
+/** A session's packet id as one number (a packet id is 16 bits): the key of a copy in flight. */
+export function inFlightKey(session: number, messageId: number): number {
+  return session * 65_536 + messageId
+}
 
 /**
  * Where the store last put a row, so that the next look-up of a live session's message is a
@@ -59,12 +63,12 @@ export class RowHints {
 
   /** A copy of a session's queue went out with this packet id. */
   inFlight(session: number, messageId: number, seq: number): void {
-    this.#seqInFlight.set(session * MESSAGE_IDS + messageId, seq)
+    this.#seqInFlight.set(inFlightKey(session, messageId), seq)
   }
 
   /** The seq of the copy in flight with this packet id, forgotten once asked. */
   takeInFlight(session: number, messageId: number): number | undefined {
-    return this.#seqInFlight.take(session * MESSAGE_IDS + messageId)
+    return this.#seqInFlight.take(inFlightKey(session, messageId))
   }
 
   /** What the row at this seq holds; not kept for a packet over KNOWN_COPY_MAX_BYTES. */
