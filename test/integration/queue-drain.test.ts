@@ -37,6 +37,21 @@ describe.each(storeConfigs())('queue drain at CONNECT ($name store)', ({ store }
     expect(back.received.filter((p) => p.cmd === 'publish')).toEqual([])
     back.close()
   }
+  /**
+   * A persistent subscriber to `topic` that receives one QoS 1 message and never acknowledges
+   * it; resolves once it has it, with the client and what it saw of the packet.
+   */
+  const unacknowledgedDelivery = async (clientId: string, topic: string, payload: string) => {
+    const sub = await pool.connect(running.url, session(clientId))
+    sub.on('error', () => {})
+    await sub.subscribeAsync(topic, { qos: 1 })
+    const got: Array<{ messageId?: number; dup: boolean }> = []
+    sub.handleMessage = (packet) => void got.push({ messageId: packet.messageId, dup: packet.dup })
+    const pub = await pool.connect(running.url, { protocolVersion: 5 })
+    await pub.publishAsync(topic, payload, { qos: 1 })
+    await vi.waitFor(() => expect(got).toHaveLength(1))
+    return { sub, first: got[0]! }
+  }
   /** The session's next connection finds nothing to send. */
   const expectNothingLeft = async (clientId: string) => {
     const raw = await rawSession(clientId)
@@ -67,17 +82,11 @@ describe.each(storeConfigs())('queue drain at CONNECT ($name store)', ({ store }
 
   it('[MQTT-4.4.0-1, MQTT-3.3.1-1] sends an unacknowledged message again under its packet id, flagged DUP', async () => {
     const clientId = 'drain-dup'
-    const sub = await pool.connect(running.url, session(clientId))
-    await sub.subscribeAsync('drain/dup', { qos: 1 })
-    const got: Array<{ messageId?: number; dup: boolean }> = []
-    sub.handleMessage = (packet) => void got.push({ messageId: packet.messageId, dup: packet.dup }) // never acknowledged
-    const pub = await pool.connect(running.url, { protocolVersion: 5 })
-    await pub.publishAsync('drain/dup', 'once', { qos: 1 })
-    await vi.waitFor(() => expect(got).toHaveLength(1))
+    const { sub, first } = await unacknowledgedDelivery(clientId, 'drain/dup', 'once')
     sub.end(true)
     const inbox = collectMessages(pool.raw(running.url, session(clientId)))
     const [again] = await inbox.waitFor(1)
-    expect([got[0]!.dup, again!.payload.toString(), again!.packet.messageId, again!.packet.dup]).toEqual([false, 'once', got[0]!.messageId, true])
+    expect([first.dup, again!.payload.toString(), again!.packet.messageId, again!.packet.dup]).toEqual([false, 'once', first.messageId, true])
   })
 
   // A live message for a connected persistent session may wait in memory for its PUBACK (the
@@ -120,18 +129,11 @@ describe.each(storeConfigs())('queue drain at CONNECT ($name store)', ({ store }
 
   it('[MQTT-3.1.4-3, MQTT-4.4.0-1] a session taken over hands its unacknowledged message to the new connection, DUP set', async () => {
     const clientId = 'drain-takeover'
-    const first = await pool.connect(running.url, session(clientId))
-    await first.subscribeAsync('drain/takeover', { qos: 1 })
-    const got: Array<{ messageId?: number; dup: boolean }> = []
-    first.handleMessage = (packet) => void got.push({ messageId: packet.messageId, dup: packet.dup }) // never acknowledged
-    first.on('error', () => {})
-    const pub = await pool.connect(running.url, { protocolVersion: 5 })
-    await pub.publishAsync('drain/takeover', 'job', { qos: 1 })
-    await vi.waitFor(() => expect(got).toHaveLength(1))
+    const { first } = await unacknowledgedDelivery(clientId, 'drain/takeover', 'job')
     const second = pool.raw(running.url, session(clientId))
     const inbox = collectMessages(second)
     const [again] = await inbox.waitFor(1)
-    expect([again!.payload.toString(), again!.packet.messageId, again!.packet.dup]).toEqual(['job', got[0]!.messageId, true])
+    expect([again!.payload.toString(), again!.packet.messageId, again!.packet.dup]).toEqual(['job', first.messageId, true])
     await sleep(300)
     expect(inbox.messages).toHaveLength(1)
   })
