@@ -155,6 +155,34 @@ describe.each(storeConfigs())('publish/subscribe on the $name store', ({ store }
       ])
     })
 
+    // [MQTT-3.3.1-3] a copy is flagged DUP only when the server sends it again; [MQTT-3.3.1-2]
+    // never at QoS 0. A publisher's retransmission (DUP 1) is a first send to each subscriber.
+    it('does not pass a publisher\'s DUP flag on: live, retained and queued copies', async () => {
+      const clientId = `dup-${protocolVersion}-${Date.now()}`
+      const topic = `dup/${protocolVersion}`
+      const session = protocolVersion === 5 ? { clean: false, properties: { sessionExpiryInterval: 300 } } : { clean: false }
+      const queued = await connect({ clientId, ...session })
+      await queued.subscribeAsync(`${topic}/#`, { qos: 2 })
+      await queued.endAsync()
+      const live = await connect()
+      const liveInbox = collectMessages(live)
+      await live.subscribeAsync(`${topic}/#`, { qos: 2 })
+
+      const pub = await connect()
+      for (const qos of [0, 1, 2] as const) await pub.publishAsync(`${topic}/${qos}`, `q${qos}`, { qos, dup: true, retain: true })
+      const late = await connect()
+      const retainedInbox = collectMessages(late)
+      await late.subscribeAsync(`${topic}/#`, { qos: 2 })
+      const back = await connect({ clientId, ...session })
+      const queuedInbox = collectMessages(back)
+
+      const flags = (msgs: Array<{ packet: { qos: number; dup: boolean } }>) => msgs.map((m) => [m.packet.qos, m.packet.dup])
+      expect(flags(await liveInbox.waitFor(3))).toEqual([[0, false], [1, false], [2, false]])
+      expect(flags(await retainedInbox.waitFor(3))).toEqual([[0, false], [1, false], [2, false]])
+      // QoS 0 is not queued for an offline session
+      expect(flags(await queuedInbox.waitFor(2))).toEqual([[1, false], [2, false]])
+    })
+
     it('starts a clean session without the old subscriptions', async () => {
       const clientId = `clean-${protocolVersion}-${Date.now()}`
       const persistent = protocolVersion === 5 ? { clean: false, properties: { sessionExpiryInterval: 300 } } : { clean: false }
