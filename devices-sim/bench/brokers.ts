@@ -88,9 +88,21 @@ function directoryBytes(dir: string): number {
   return total
 }
 
+/**
+ * How a broker process is started and stopped: `wrapper` goes in front of its command (a
+ * profiler such as valgrind), `startTimeoutMs` bounds the wait for its port.
+ */
+export interface LaunchOptions {
+  wrapper?: readonly string[]
+  startTimeoutMs?: number
+  /** how long stop() waits after SIGTERM before SIGKILL */
+  stopTimeoutMs?: number
+}
+
 /** Spawns, then waits for the port, racing an early exit of the child (which fails fast). */
-export async function launch(name: string, command: string, args: string[], port: number, cleanup: () => void, pin: boolean, dataDir?: string): Promise<RunningBroker> {
-  const [file, argv] = pin ? ['taskset', ['-c', '0', command, ...args]] : [command, args]
+export async function launch(name: string, command: string, args: string[], port: number, cleanup: () => void, pin: boolean, dataDir?: string, options: LaunchOptions = {}): Promise<RunningBroker> {
+  const wrapped = [...(options.wrapper ?? []), command, ...args]
+  const [file, argv] = pin ? ['taskset', ['-c', '0', ...wrapped]] : [wrapped[0] as string, wrapped.slice(1)]
   const child: ChildProcess = spawn(file, argv, { stdio: ['ignore', 'pipe', 'pipe'] })
   // Keep the tail of both streams (mqlite logs JSON to stdout) to explain a failed start.
   let output = ''
@@ -101,7 +113,7 @@ export async function launch(name: string, command: string, args: string[], port
   child.stderr?.on('data', keep)
   let exited = false
   const exit = new Promise<void>((resolve) => child.once('exit', () => ((exited = true), resolve())))
-  const deadline = Date.now() + 30_000
+  const deadline = Date.now() + (options.startTimeoutMs ?? 30_000)
   while (!(await canConnect(port))) {
     if (exited || Date.now() > deadline) {
       child.kill('SIGKILL')
@@ -125,7 +137,7 @@ export async function launch(name: string, command: string, args: string[], port
       stopping ??= (async () => {
         if (!exited) {
           child.kill('SIGTERM')
-          const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+          const timer = setTimeout(() => child.kill('SIGKILL'), options.stopTimeoutMs ?? 10_000)
           await exit
           clearTimeout(timer)
         }
@@ -153,7 +165,7 @@ export function mqliteCommand(repoRoot: string, nodeFlags: readonly string[] = [
  * endpoint nor $SYS run, so no hook is on the message path; `metrics: true` is the default
  * configuration, for the cost of observability.
  */
-export function mqliteTarget(store: 'memory' | 'sqlite', pin: boolean, repoRoot: string, metrics = false, nodeFlags: readonly string[] = []): BrokerTarget {
+export function mqliteTarget(store: 'memory' | 'sqlite', pin: boolean, repoRoot: string, metrics = false, nodeFlags: readonly string[] = [], launchOptions: LaunchOptions = {}): BrokerTarget {
   const name = `mqlite-${store}${metrics ? '+metrics' : ''}`
   return {
     name,
@@ -167,12 +179,12 @@ export function mqliteTarget(store: 'memory' | 'sqlite', pin: boolean, repoRoot:
         ...observability,
         ...UNLIMITED_SETTINGS.flatMap((kv) => ['--set', kv]),
       ]
-      return launch(name, process.execPath, args, port, () => rmSync(dataDir, { recursive: true, force: true }), pin, dataDir)
+      return launch(name, process.execPath, args, port, () => rmSync(dataDir, { recursive: true, force: true }), pin, dataDir, launchOptions)
     },
   }
 }
 
-export function mosquittoTarget(pin: boolean): BrokerTarget {
+export function mosquittoTarget(pin: boolean, launchOptions: LaunchOptions = {}): BrokerTarget {
   return {
     name: 'mosquitto',
     async start() {
@@ -182,7 +194,7 @@ export function mosquittoTarget(pin: boolean): BrokerTarget {
       // In-memory like mqlite-memory: no persistence file; unlimited connections and queues so
       // the durable scenario measures the broker, not a default cap.
       writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'max_connections -1', 'max_queued_messages 0', 'max_inflight_messages 0', 'persistence false', ''].join('\n'))
-      return launch('mosquitto', 'mosquitto', ['-c', conf], port, () => rmSync(dir, { recursive: true, force: true }), pin)
+      return launch('mosquitto', 'mosquitto', ['-c', conf], port, () => rmSync(dir, { recursive: true, force: true }), pin, undefined, launchOptions)
     },
   }
 }

@@ -1,0 +1,175 @@
+#!/usr/bin/env node
+// npm run bench:instructions: the instructions a broker executes per message, counted by
+// valgrind's callgrind. Unlike the bench's times, the count hardly depends on what else the
+// machine runs, so small differences (a hook, a patch) show on a shared, noisy host.
+//
+// Each broker runs the scenario twice in fresh processes, with half the messages and with all of
+// them; the difference divided by the extra messages is the cost of a message once warm
+// (start-up, connections and most of the JIT's warm-up cancel out). Instructions are not time:
+// cache misses and system calls (the clock, socket I/O in the kernel) are not in them.
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Command, InvalidArgumentError } from 'commander'
+import { commandExists, mosquittoTarget, mqliteTarget, type BrokerTarget, type LaunchOptions } from './brokers.js'
+import { awaitReceived, connectRaw } from './raw-mqtt.js'
+import type { QoS } from './load.js'
+
+const PAYLOAD_64 = Buffer.alloc(64, 0x61)
+
+interface InstructionScenario {
+  /** what one counted unit is */
+  unit: 'message' | 'delivery'
+  units: 'messages' | 'deliveries'
+  /** sends `units` units' worth of traffic to the broker on `port` and waits for all of it */
+  run(port: number, units: number): Promise<void>
+}
+
+function fanIn(qos: QoS): InstructionScenario {
+  return {
+    unit: 'message',
+    units: 'messages',
+    async run(port, units) {
+      const sub = await connectRaw(port, `instructions-sub-${qos}`)
+      const pubs = await Promise.all(Array.from({ length: 10 }, (_, i) => connectRaw(port, `instructions-pub-${qos}-${i}`)))
+      try {
+        await sub.subscribe('bench/fanin/#', qos)
+        await Promise.all(pubs.map((p, i) => p.flood(`bench/fanin/${i}`, PAYLOAD_64, qos, units / 10, 1000)))
+        const { received } = await awaitReceived([sub], units, 30_000)
+        if (received < units) throw new Error(`received ${received} of ${units}`)
+      } finally {
+        await Promise.all([sub, ...pubs].map((c) => c.close()))
+      }
+    },
+  }
+}
+
+const SUBSCRIBERS = 100
+
+const fanOut: InstructionScenario = {
+  unit: 'delivery',
+  units: 'deliveries',
+  async run(port, units) {
+    const subs = []
+    for (let i = 0; i < SUBSCRIBERS; i++) subs.push(await connectRaw(port, `instructions-fanout-${i}`))
+    const pub = await connectRaw(port, 'instructions-fanout-pub')
+    try {
+      for (const s of subs) await s.subscribe('bench/fanout', 0)
+      await pub.flood('bench/fanout', PAYLOAD_64, 0, units / SUBSCRIBERS, 1000)
+      const { received } = await awaitReceived(subs, units, 30_000)
+      if (received < units) throw new Error(`received ${received} of ${units}`)
+    } finally {
+      await Promise.all([pub, ...subs].map((c) => c.close()))
+    }
+  },
+}
+
+const SCENARIOS: Record<string, InstructionScenario> = {
+  'fanin-qos0': fanIn(0),
+  'fanin-qos1': fanIn(1),
+  fanout: fanOut,
+}
+
+const BROKERS = ['mosquitto', 'mqlite-memory', 'mqlite-memory+metrics', 'mqlite-sqlite'] as const
+
+function target(name: (typeof BROKERS)[number], repoRoot: string, options: LaunchOptions): BrokerTarget {
+  if (name === 'mosquitto') return mosquittoTarget(false, options)
+  return mqliteTarget(name === 'mqlite-sqlite' ? 'sqlite' : 'memory', false, repoRoot, name === 'mqlite-memory+metrics', [], options)
+}
+
+/** The broker's total instructions for one run of `units`, from a fresh process under callgrind. */
+async function instructions(name: (typeof BROKERS)[number], scenario: InstructionScenario, units: number, repoRoot: string): Promise<number> {
+  const dir = mkdtempSync(join(tmpdir(), 'mqlite-callgrind-'))
+  const out = join(dir, 'callgrind.out')
+  // Mosquitto started as root runs as its own user by the time callgrind writes the file that
+  // valgrind opened at start: the file must be writable by anyone
+  chmodSync(dir, 0o755)
+  writeFileSync(out, '')
+  chmodSync(out, 0o666)
+  try {
+    // valgrind runs a program some 50 times slower: it starts, and writes its counts at exit, slowly
+    const broker = await target(name, repoRoot, {
+      wrapper: ['valgrind', '--tool=callgrind', `--callgrind-out-file=${out}`],
+      startTimeoutMs: 300_000,
+      stopTimeoutMs: 120_000,
+    }).start()
+    try {
+      await scenario.run(broker.port, units)
+    } finally {
+      await broker.stop()
+    }
+    const summary = /^summary:\s+(\d+)/m.exec(readFileSync(out, 'utf8'))
+    if (!summary) throw new Error(`${name}: callgrind wrote no summary`)
+    return Number(summary[1])
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+const positive = (value: string): number => {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer')
+  return n
+}
+
+const program = new Command('mqlite-bench-instructions')
+  .description('Instructions per message of each broker, counted by valgrind (callgrind).')
+  .option('--scenario <name>', `one of: ${Object.keys(SCENARIOS).join(', ')}`, 'fanin-qos0')
+  .option('--units <n>', 'messages (fan-in) or deliveries (fan-out) of the longer run; the shorter runs half', positive, 400_000)
+  .option('--brokers <names>', `comma-separated subset of: ${BROKERS.join(', ')}`, BROKERS.join(','))
+
+async function main(): Promise<number> {
+  program.parse(process.argv)
+  const flags = program.opts<{ scenario: string; units: number; brokers: string }>()
+  const scenario = SCENARIOS[flags.scenario]
+  if (!scenario) {
+    process.stderr.write(`unknown scenario ${flags.scenario}; known: ${Object.keys(SCENARIOS).join(', ')}\n`)
+    return 2
+  }
+  if (flags.units % (2 * SUBSCRIBERS) !== 0) {
+    process.stderr.write(`--units must be a multiple of ${2 * SUBSCRIBERS}\n`)
+    return 2
+  }
+  if (!commandExists('valgrind')) {
+    process.stderr.write('valgrind is not installed (Debian: apt-get install valgrind)\n')
+    return 2
+  }
+  const names = flags.brokers.split(',').map((s) => s.trim())
+  const unknown = names.filter((n) => !(BROKERS as readonly string[]).includes(n) || (n === 'mosquitto' && !commandExists('mosquitto')))
+  if (unknown.length > 0) {
+    process.stderr.write(`unknown or unavailable broker(s): ${unknown.join(', ')}\n`)
+    return 2
+  }
+  const repoRoot = fileURLToPath(new URL('../../', import.meta.url))
+  const half = flags.units / 2
+  const perUnit = new Map<string, number>()
+  for (const name of names as Array<(typeof BROKERS)[number]>) {
+    const short = await instructions(name, scenario, half, repoRoot)
+    const long = await instructions(name, scenario, flags.units, repoRoot)
+    const value = (long - short) / (flags.units - half)
+    perUnit.set(name, value)
+    // start-up varies by a few hundred million instructions between runs
+    if (long - short < short / 5) process.stderr.write(`${name}: the extra ${half} ${scenario.units} are not much more than start-up; raise --units for a figure that means something\n`)
+    process.stderr.write(`${name}: ${short} instructions for ${half} ${scenario.units}, ${long} for ${flags.units}: ${Math.round(value)} per ${scenario.unit}\n`)
+  }
+  // Against mqlite-memory (what metrics or a store add), not Mosquitto: Mosquitto spends its time
+  // in system calls, whose kernel side no instruction count here includes.
+  const reference = perUnit.get('mqlite-memory')
+  process.stdout.write(`\n${flags.scenario}: broker instructions per ${scenario.unit} (callgrind; the difference of runs of ${half} and ${flags.units} ${scenario.units})\n`)
+  for (const [name, value] of perUnit) {
+    const ratio = reference !== undefined && name.startsWith('mqlite-') && name !== 'mqlite-memory' ? ` (${(value / reference).toFixed(3)}x mqlite-memory)` : ''
+    process.stdout.write(`  ${name.padEnd(22)} ${Math.round(value).toLocaleString('en-US').padStart(9)}${ratio}\n`)
+  }
+  return 0
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code
+  },
+  (error: unknown) => {
+    process.stderr.write(`${(error as Error)?.stack ?? String(error)}\n`)
+    process.exit(3)
+  },
+)
