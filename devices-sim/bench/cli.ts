@@ -5,7 +5,8 @@ import { spawnSync } from 'node:child_process'
 import { availableParallelism } from 'node:os'
 import { writeFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
-import { Command, InvalidArgumentError } from 'commander'
+import { Command } from 'commander'
+import { positiveInteger } from './cli-options.js'
 import { commandExists, mosquittoTarget, mqliteTarget } from './brokers.js'
 import { clusterTarget } from './cluster.js'
 import type { BrokerTarget } from './brokers.js'
@@ -24,20 +25,14 @@ interface BenchFlags {
   mqliteNodeOptions?: string
 }
 
-const positive = (value: string): number => {
-  const n = Number(value)
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer')
-  return n
-}
-
 const program = new Command('mqlite-bench')
   .description('Benchmark mqlite against Mosquitto side by side.')
   .option('--quick', 'small counts and 1 repetition (a smoke run)')
   .option('--only <scenarios>', `comma-separated subset of: ${SCENARIOS.map((s) => s.name).join(', ')}`)
-  .option('--repetitions <n>', 'repetitions per scenario and broker (default 3, 1 with --quick)', positive)
+  .option('--repetitions <n>', 'repetitions per scenario and broker (default 3, 1 with --quick)', positiveInteger)
   .option('--brokers <names>', 'comma-separated subset of: mosquitto, mqlite-memory, mqlite-memory+metrics, mqlite-sqlite, mqlite-cluster-1, mqlite-cluster-2, mqlite-cluster-3 (the clusters need redis-server and run only the cluster scenario)')
   .option('--no-pin', 'do not pin broker and load generator to different cores')
-  .option('--timeout <seconds>', 'per-run time limit', positive, 300)
+  .option('--timeout <seconds>', 'per-run time limit', positiveInteger, 300)
   .option('--json <file>', 'write every run and the medians as JSON')
   .option('--mqlite-node-options <flags>', 'Node/V8 flags for the mqlite processes only, e.g. "--max-semi-space-size=32"')
 

@@ -11,7 +11,8 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Command, InvalidArgumentError } from 'commander'
+import { Command } from 'commander'
+import { positiveInteger } from './cli-options.js'
 import { commandExists, mosquittoTarget, mqliteTarget, type BrokerTarget, type LaunchOptions } from './brokers.js'
 import { awaitReceived, connectRaw } from './raw-mqtt.js'
 import type { QoS } from './load.js'
@@ -107,16 +108,10 @@ async function instructions(name: (typeof BROKERS)[number], scenario: Instructio
   }
 }
 
-const positive = (value: string): number => {
-  const n = Number(value)
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('must be a positive integer')
-  return n
-}
-
 const program = new Command('mqlite-bench-instructions')
   .description('Instructions per message of each broker, counted by valgrind (callgrind).')
   .option('--scenario <name>', `one of: ${Object.keys(SCENARIOS).join(', ')}`, 'fanin-qos0')
-  .option('--units <n>', 'messages (fan-in) or deliveries (fan-out) of the longer run; the shorter runs half', positive, 400_000)
+  .option('--units <n>', 'messages (fan-in) or deliveries (fan-out) of the longer run; the shorter runs half', positiveInteger, 400_000)
   .option('--brokers <names>', `comma-separated subset of: ${BROKERS.join(', ')}`, BROKERS.join(','))
 
 async function main(): Promise<number> {
