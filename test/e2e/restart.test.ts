@@ -19,11 +19,13 @@ describe('restarts (SQLite store)', () => {
 
   const start = async (db: string, port = 0) =>
     (broker = await spawnBroker(['--store', 'sqlite', '--db', db, '--port', String(port), '--no-metrics']))
+  /** the running broker's URL (its port changes at each start) */
+  const url = () => `mqtt://127.0.0.1:${broker!.port}`
 
   it.each(['SIGTERM', 'SIGKILL'] as const)('keeps retained messages across a restart (%s)', async (signal) => {
     const db = join(tempDir(), 'retained.db')
     await start(db)
-    const pub = await pool.connect(`mqtt://127.0.0.1:${broker!.port}`, { protocolVersion: 5 })
+    const pub = await pool.connect(url(), { protocolVersion: 5 })
     await pub.publishAsync('keep/a', 'A', { qos: 1, retain: true })
     await pub.publishAsync('keep/b', 'B', { qos: 1, retain: true, properties: { contentType: 'text/plain' } })
     await pub.publishAsync('keep/b', 'B2', { qos: 1, retain: true })
@@ -33,7 +35,7 @@ describe('restarts (SQLite store)', () => {
     else expect(await broker!.stop('SIGTERM')).toBe(0)
 
     await start(db)
-    const sub = await pool.connect(`mqtt://127.0.0.1:${broker!.port}`, { protocolVersion: 5 })
+    const sub = await pool.connect(url(), { protocolVersion: 5 })
     const inbox = collectMessages(sub)
     await sub.subscribeAsync('keep/#', { qos: 1 })
     await inbox.waitFor(1)
@@ -48,14 +50,14 @@ describe('restarts (SQLite store)', () => {
   async function willAfterKill(name: string, options: mqtt.IClientOptions): Promise<{ will: Received | undefined; waitedMs: number }> {
     const db = join(tempDir(), `${name}.db`)
     await start(db)
-    const device = mqtt.connect(`mqtt://127.0.0.1:${broker!.port}`, { protocolVersion: 5, reconnectPeriod: 0, ...options })
+    const device = mqtt.connect(url(), { protocolVersion: 5, reconnectPeriod: 0, ...options })
     device.on('error', () => {})
     await new Promise((resolve) => device.once('connect', resolve))
     await broker!.kill()
     device.end(true)
 
     await start(db)
-    const watcher = await pool.connect(`mqtt://127.0.0.1:${broker!.port}`, { protocolVersion: 5 })
+    const watcher = await pool.connect(url(), { protocolVersion: 5 })
     const inbox = collectMessages(watcher)
     await watcher.subscribeAsync('status/#', { qos: 1 })
     const subscribedAt = Date.now()
@@ -84,7 +86,6 @@ describe('restarts (SQLite store)', () => {
   it('keeps a persistent shared-subscription member and its queue across a restart', async () => {
     const db = join(tempDir(), 'shared.db')
     await start(db)
-    const url = () => `mqtt://127.0.0.1:${broker!.port}`
     const member = { protocolVersion: 5 as const, clientId: 'shared-member', clean: false, properties: { sessionExpiryInterval: 3600 } }
     const first = await pool.connect(url(), member)
     await first.subscribeAsync('$share/workers/jobs/#', { qos: 1 })
@@ -109,7 +110,6 @@ describe('restarts (SQLite store)', () => {
   it('a message an online persistent subscriber got and did not acknowledge is back after kill -9, under its packet id', async () => {
     const db = join(tempDir(), 'in-flight.db')
     await start(db)
-    const url = () => `mqtt://127.0.0.1:${broker!.port}`
     const session = { protocolVersion: 5 as const, clientId: 'slow-acker', clean: false, properties: { sessionExpiryInterval: 3600 } }
     const sub = await pool.connect(url(), session)
     await sub.subscribeAsync('work/#', { qos: 1 })
@@ -130,7 +130,6 @@ describe('restarts (SQLite store)', () => {
   it('[MQTT-3.1.2-23] counts the time the broker was down toward session expiry', async () => {
     const db = join(tempDir(), 'expiry.db')
     await start(db)
-    const url = () => `mqtt://127.0.0.1:${broker!.port}`
     const session = (expiry: number, clientId: string) => ({
       protocolVersion: 5 as const,
       clientId,

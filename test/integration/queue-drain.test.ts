@@ -52,6 +52,18 @@ describe.each(storeConfigs())('queue drain at CONNECT ($name store)', ({ store }
     await vi.waitFor(() => expect(got).toHaveLength(1))
     return { sub, first: got[0]! }
   }
+  /**
+   * Retains `topic` at `qos`, then subscribes a bare persistent session to it: resolves with that
+   * connection and the retained PUBLISH it got at SUBSCRIBE, not acknowledged.
+   */
+  const retainedAtSubscribe = async (clientId: string, topic: string, qos: 1 | 2) => {
+    const pub = await pool.connect(running.url, { protocolVersion: 5 })
+    await pub.publishAsync(topic, 'kept', { qos, retain: true })
+    const first = await rawSession(clientId)
+    first.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos }] })
+    const publish = (await first.next((p) => p.cmd === 'publish')) as { messageId: number; retain: boolean }
+    return { first, publish }
+  }
   /** The session's next connection finds nothing to send. */
   const expectNothingLeft = async (clientId: string) => {
     const raw = await rawSession(clientId)
@@ -142,11 +154,7 @@ describe.each(storeConfigs())('queue drain at CONNECT ($name store)', ({ store }
   // left before acknowledging one never got it (or its PUBREL) again
   it('[MQTT-4.4.0-1] a retained QoS 1 message sent at SUBSCRIBE and not acknowledged is sent again at reconnect', async () => {
     const clientId = 'drain-ret-q1'
-    const pub = await pool.connect(running.url, { protocolVersion: 5 })
-    await pub.publishAsync('drain/retq1', 'kept', { qos: 1, retain: true })
-    const first = await rawSession(clientId)
-    first.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'drain/retq1', qos: 1 }] })
-    const publish = (await first.next((p) => p.cmd === 'publish')) as { messageId: number; retain: boolean }
+    const { first, publish } = await retainedAtSubscribe(clientId, 'drain/retq1', 1)
     expect(publish.retain).toBe(true)
     first.close() // no PUBACK
     await first.closed
@@ -161,11 +169,7 @@ describe.each(storeConfigs())('queue drain at CONNECT ($name store)', ({ store }
 
   it('[MQTT-4.4.0-1] a retained QoS 2 message sent at SUBSCRIBE gets its PUBREL again when the session left before PUBCOMP', async () => {
     const clientId = 'drain-ret-q2'
-    const pub = await pool.connect(running.url, { protocolVersion: 5 })
-    await pub.publishAsync('drain/retq2', 'kept', { qos: 2, retain: true })
-    const first = await rawSession(clientId)
-    first.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'drain/retq2', qos: 2 }] })
-    const publish = (await first.next((p) => p.cmd === 'publish')) as { messageId: number }
+    const { first, publish } = await retainedAtSubscribe(clientId, 'drain/retq2', 2)
     await leaveBeforePubcomp(first, clientId, publish.messageId)
     await expectNothingLeft(clientId)
   })
