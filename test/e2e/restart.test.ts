@@ -19,12 +19,17 @@ describe('restarts (SQLite store)', () => {
 
   const start = async (db: string, port = 0) =>
     (broker = await spawnBroker(['--store', 'sqlite', '--db', db, '--port', String(port), '--no-metrics']))
+  /** Starts a broker on a new database file `name`; resolves with its path, for the restarts. */
+  const startNew = async (name: string): Promise<string> => {
+    const db = join(tempDir(), name)
+    await start(db)
+    return db
+  }
   /** the running broker's URL (its port changes at each start) */
   const url = () => `mqtt://127.0.0.1:${broker!.port}`
 
   it.each(['SIGTERM', 'SIGKILL'] as const)('keeps retained messages across a restart (%s)', async (signal) => {
-    const db = join(tempDir(), 'retained.db')
-    await start(db)
+    const db = await startNew('retained.db')
     const pub = await pool.connect(url(), { protocolVersion: 5 })
     await pub.publishAsync('keep/a', 'A', { qos: 1, retain: true })
     await pub.publishAsync('keep/b', 'B', { qos: 1, retain: true, properties: { contentType: 'text/plain' } })
@@ -48,8 +53,7 @@ describe('restarts (SQLite store)', () => {
    * watches `status/#`: the will left behind is the first thing to arrive.
    */
   async function willAfterKill(name: string, options: mqtt.IClientOptions): Promise<{ will: Received | undefined; waitedMs: number }> {
-    const db = join(tempDir(), `${name}.db`)
-    await start(db)
+    const db = await startNew(`${name}.db`)
     const device = mqtt.connect(url(), { protocolVersion: 5, reconnectPeriod: 0, ...options })
     device.on('error', () => {})
     await new Promise((resolve) => device.once('connect', resolve))
@@ -84,8 +88,7 @@ describe('restarts (SQLite store)', () => {
   })
 
   it('keeps a persistent shared-subscription member and its queue across a restart', async () => {
-    const db = join(tempDir(), 'shared.db')
-    await start(db)
+    const db = await startNew('shared.db')
     const member = { protocolVersion: 5 as const, clientId: 'shared-member', clean: false, properties: { sessionExpiryInterval: 3600 } }
     const first = await pool.connect(url(), member)
     await first.subscribeAsync('$share/workers/jobs/#', { qos: 1 })
@@ -108,8 +111,7 @@ describe('restarts (SQLite store)', () => {
   // A QoS 1 message for a connected persistent session is held in memory until its PUBACK; the
   // publisher's PUBACK waits until the message is written (the subscriber's ack window passed).
   it('a message an online persistent subscriber got and did not acknowledge is back after kill -9, under its packet id', async () => {
-    const db = join(tempDir(), 'in-flight.db')
-    await start(db)
+    const db = await startNew('in-flight.db')
     const session = { protocolVersion: 5 as const, clientId: 'slow-acker', clean: false, properties: { sessionExpiryInterval: 3600 } }
     const sub = await pool.connect(url(), session)
     await sub.subscribeAsync('work/#', { qos: 1 })
@@ -128,8 +130,7 @@ describe('restarts (SQLite store)', () => {
   })
 
   it('[MQTT-3.1.2-23] counts the time the broker was down toward session expiry', async () => {
-    const db = join(tempDir(), 'expiry.db')
-    await start(db)
+    const db = await startNew('expiry.db')
     const session = (expiry: number, clientId: string) => ({
       protocolVersion: 5 as const,
       clientId,
