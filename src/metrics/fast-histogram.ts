@@ -19,12 +19,10 @@ export function createFastHistogram(bounds: readonly number[]): FastHistogram {
   }
   const upper = Float64Array.from(bounds)
   const counts = new Float64Array(bounds.length + 1)
-  // sum, count and the last value observed in a typed array: a fractional number kept in a
-  // closure variable is boxed, and each update of it would allocate
-  const totals = new Float64Array(3)
-  // The copies of one message to many subscribers are observed with the same value: its bucket
-  // is remembered rather than searched again.
-  totals[2] = Number.NaN
+  // sum and count in a typed array: a fractional number kept in a closure variable is boxed, and
+  // each update of it would allocate
+  const totals = new Float64Array(2)
+  const n = upper.length
   let lastIndex = 0
   return {
     bounds,
@@ -37,12 +35,13 @@ export function createFastHistogram(bounds: readonly number[]): FastHistogram {
     },
     observe(value: number): void {
       let i = lastIndex
-      if (value !== totals[2]) {
+      // Values come in runs: the copies of one message to many subscribers have the same, and
+      // consecutive messages mostly land in the bucket of the one before. That bucket is tried
+      // first; only a value outside it is searched for.
+      if (!(i < n && value <= upper[i]! && (i === 0 || value > upper[i - 1]!))) {
         // A linear scan: the bucket lists are short and most values land in the first few.
         i = 0
-        const n = upper.length
         while (i < n && value > upper[i]!) i++
-        totals[2] = value
         lastIndex = i
       }
       counts[i]!++

@@ -25,6 +25,25 @@ describe('fast histogram', () => {
     ])
   })
 
+  it('puts every value in its bucket whatever came before it (runs, jumps, bounds, +Inf)', () => {
+    const bounds = [1, 5, 10]
+    const h = createFastHistogram(bounds)
+    const candidates = [0, 0.5, 1, 1.5, 5, 5.0001, 9, 10, 10.5, 1e9]
+    const expected = [0, 0, 0, 0]
+    // every ordered pair of candidates, each value twice in a row: every bucket after every other
+    for (const a of candidates) {
+      for (const b of candidates) {
+        for (const v of [a, a, b, b]) {
+          h.observe(v)
+          const bucket = bounds.findIndex((bound) => v <= bound)
+          expected[bucket === -1 ? bounds.length : bucket]!++
+        }
+      }
+    }
+    expect([...h.counts]).toEqual(expected)
+    expect(h.count).toBe(4 * candidates.length ** 2)
+  })
+
   it('refuses bounds that do not ascend', () => {
     expect(() => createFastHistogram([1, 1])).toThrow(/ascend/)
   })
