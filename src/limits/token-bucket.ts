@@ -1,3 +1,6 @@
+// the module's binding, not the global `performance` (a lazy getter, called on every read)
+import { performance } from 'node:perf_hooks'
+
 /**
  * A token bucket: `burst` tokens at most, refilled at `ratePerSecond`. `take()` spends one token
  * when there is one. Refill is computed lazily from the clock, so an idle bucket costs nothing.

@@ -1,5 +1,7 @@
 import type { Aedes, AedesPublishPacket, Client } from 'aedes'
 import type { EventEmitter } from 'node:events'
+// the module's binding, not the global `performance` (a lazy getter, called on every read)
+import { performance } from 'node:perf_hooks'
 import { onClientCreated } from '../broker/client-setup.js'
 import { tapInbound, type WirePacket } from '../broker/packet-taps.js'
 import { connectionInfo } from '../broker/connection-info.js'
