@@ -109,8 +109,7 @@ async function publishStoredWill(broker: Aedes, store: SessionStore, logger: Log
   if (!will || (brokerId !== undefined && will.brokerId !== brokerId)) return
   dropWillDelayInterval(will)
   await new Promise<void>((resolve) => {
-    // a function, not an arrow, for aedes's bind of it (see sys-topics.ts)
-    broker.publish(will, function published(err) {
+    broker.publish(will, (err) => {
       if (err) logger.error({ err, clientId }, 'cannot publish a will')
       else logger.info({ clientId, topic: will.topic }, 'published the will of a session that ended while away')
       resolve()

@@ -135,19 +135,15 @@ export function startSysTopics(options: SysTopicsOptions): SysTopics {
         if (lastPublished.get(topic) === payload || closed || broker.closed) continue
         lastPublished.set(topic, payload)
         const packet = { cmd: 'publish', topic, payload: Buffer.from(payload), qos: 0, retain: true, dup: false }
-        broker.publish(packet as PublishPacket, published)
+        broker.publish(packet as PublishPacket, (err) => {
+          if (err) options.onError(err)
+        })
       }
     } finally {
       running = false
     }
   }
 
-  // A function, not an arrow: aedes binds the callback of every publish, and V8 inlines that
-  // bind only while every callback it saw has one shape (aedes's are functions). An arrow here
-  // made it a call and an allocation per message for every client.
-  function published(err?: Error | null): void {
-    if (err) options.onError(err)
-  }
   const run = (): void => void tick().catch(options.onError)
   const timer = setInterval(run, intervalSeconds * 1000)
   // The broker's listeners keep the process alive, not this timer.

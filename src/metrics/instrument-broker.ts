@@ -137,8 +137,7 @@ export function instrumentBroker(broker: Aedes, stats: BrokerStats): void {
     tracker.record(seq, receivedAt)
     if (packet.retain === true || liveSubscriber(packet.topic)) return publish.call(this, packet, client, done)
     const finish = done as ((err?: Error | null) => void) | undefined
-    // a function, not an arrow, for aedes's bind of it (see sys-topics.ts)
-    publish.call(this, packet, client, function counted(err?: Error | null) {
+    publish.call(this, packet, client, (err?: Error | null) => {
       if (!err && tracker.matched(seq) === false) stats.drop('no_subscribers')
       finish?.(err)
     })
