@@ -23,40 +23,53 @@ export interface QueueingStore {
  */
 export function planOfflineQueue<S extends QueueingStore>(store: S): S {
   const enqueue = store.outgoingEnqueueCombi.bind(store)
-  store.outgoingEnqueueCombi = async (subs, packet) => {
-    if (subs.length === 0) return
+  // Not an async function: one returning the store's promise would wrap it in a second promise
+  // and resolve that one two microtasks later, for every message queued.
+  store.outgoingEnqueueCombi = (subs, packet) => {
+    if (subs.length === 0) return NOTHING_QUEUED
     // Common case first: one subscription per session, granted at least the publish QoS, no
     // identifier: the packet goes as it is, in one call.
     if (isPlain(subs, packet)) return enqueue(subs, packet)
-    const perSession = new Map<string, { sub: StoredSubscription; qos: number; ids: number[] }>()
-    for (const sub of subs) {
-      const id = sub.subscriptionIdentifier
-      const entry = perSession.get(sub.clientId)
-      if (entry) {
-        entry.qos = Math.max(entry.qos, sub.qos)
-        if (id !== undefined) entry.ids.push(id)
-      } else {
-        perSession.set(sub.clientId, { sub, qos: sub.qos, ids: id === undefined ? [] : [id] })
-      }
-    }
-    const unchanged: StoredSubscription[] = []
-    const variants: Array<Promise<void>> = []
-    for (const { sub, qos, ids } of perSession.values()) {
-      const effectiveQoS = Math.min(packet.qos, qos) as 0 | 1 | 2
-      if (effectiveQoS === packet.qos && ids.length === 0) {
-        unchanged.push(sub)
-        continue
-      }
-      const copy = { ...packet, qos: effectiveQoS } as AedesPublishPacket
-      if (ids.length > 0) {
-        copy.properties = { ...packet.properties, subscriptionIdentifier: ids.length === 1 ? ids[0] : ids } as AedesPublishPacket['properties']
-      }
-      variants.push(enqueue([sub], copy))
-    }
-    if (unchanged.length > 0) variants.push(enqueue(unchanged, packet))
-    await Promise.all(variants)
+    return enqueueVariants(enqueue, subs, packet)
   }
   return store
+}
+
+const NOTHING_QUEUED: Promise<void> = Promise.resolve()
+
+/** One copy per session, each at its own QoS and with its own identifiers. */
+async function enqueueVariants(
+  enqueue: QueueingStore['outgoingEnqueueCombi'],
+  subs: StoredSubscription[],
+  packet: AedesPublishPacket,
+): Promise<void> {
+  const perSession = new Map<string, { sub: StoredSubscription; qos: number; ids: number[] }>()
+  for (const sub of subs) {
+    const id = sub.subscriptionIdentifier
+    const entry = perSession.get(sub.clientId)
+    if (entry) {
+      entry.qos = Math.max(entry.qos, sub.qos)
+      if (id !== undefined) entry.ids.push(id)
+    } else {
+      perSession.set(sub.clientId, { sub, qos: sub.qos, ids: id === undefined ? [] : [id] })
+    }
+  }
+  const unchanged: StoredSubscription[] = []
+  const variants: Array<Promise<void>> = []
+  for (const { sub, qos, ids } of perSession.values()) {
+    const effectiveQoS = Math.min(packet.qos, qos) as 0 | 1 | 2
+    if (effectiveQoS === packet.qos && ids.length === 0) {
+      unchanged.push(sub)
+      continue
+    }
+    const copy = { ...packet, qos: effectiveQoS } as AedesPublishPacket
+    if (ids.length > 0) {
+      copy.properties = { ...packet.properties, subscriptionIdentifier: ids.length === 1 ? ids[0] : ids } as AedesPublishPacket['properties']
+    }
+    variants.push(enqueue([sub], copy))
+  }
+  if (unchanged.length > 0) variants.push(enqueue(unchanged, packet))
+  await Promise.all(variants)
 }
 
 function isPlain(subs: StoredSubscription[], packet: AedesPublishPacket): boolean {
