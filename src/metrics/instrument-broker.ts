@@ -37,7 +37,11 @@ type TrackedPacket = AedesPublishPacket & { writeCallback?: unknown; messageExpi
 
 interface BrokerInternals {
   counter: number
-  persistence: { outgoingEnqueueCombi(subs: unknown[], packet: TrackedPacket): Promise<void> }
+  persistence: {
+    outgoingEnqueueCombi(subs: unknown[], packet: TrackedPacket): Promise<void>
+    /** the SQLite store's variant, which the patched aedes prefers (see planOfflineQueue) */
+    outgoingEnqueueCombiNotify?(subs: unknown[], packet: TrackedPacket, listener: unknown): void
+  }
   publish(packet: IncomingPublish, client: unknown, done: unknown): void
   subscribe(topic: string, deliver: Deliver, done: unknown): void
 }
@@ -149,6 +153,13 @@ export function instrumentBroker(broker: Aedes, stats: BrokerStats): void {
   persistence.outgoingEnqueueCombi = (subs, packet) => {
     if (subs.length > 0 && packet.brokerId === brokerId) tracker.markMatched(packet.brokerCounter)
     return enqueue(subs, packet)
+  }
+  const notify = persistence.outgoingEnqueueCombiNotify?.bind(persistence)
+  if (notify !== undefined) {
+    persistence.outgoingEnqueueCombiNotify = (subs, packet, listener) => {
+      if (subs.length > 0 && packet.brokerId === brokerId) tracker.markMatched(packet.brokerCounter)
+      notify(subs, packet, listener)
+    }
   }
 
   // PUBLISH out. Live deliveries reach here once per subscriber with the QoS they will be sent

@@ -1,9 +1,19 @@
 import { inFlightKey } from './row-hints.js'
 
 /**
+ * Told once the copies of one message are durable (err null) or could not be stored: the patched
+ * aedes's publish state, whose publisher's acknowledgement waits for it. An object with a method,
+ * not a callback: no closure per message.
+ */
+export interface EnqueueListener {
+  stored(err: Error | null): void
+}
+
+/**
  * A QoS 1 message queued for one connected session, kept in memory instead of being written at
  * once: if the session acknowledges it soon after it went out, it never touches the disk. Its
- * publisher's PUBACK waits for that acknowledgement or for the commit that stores it.
+ * publisher's PUBACK waits for that acknowledgement or for the commit that stores it (its
+ * listener hears of whichever comes first).
  *
  * A class, not an object literal: one fixed shape for a hot path that makes one per message.
  */
@@ -21,10 +31,8 @@ export class HeldMessage {
   messageId: number | null = null
   /** Date.now() when it went out */
   sentAt = 0
-  /** the publisher's side: settled once the message is committed or acknowledged */
-  readonly durable: Promise<void>
-  resolve!: () => void
-  reject!: (err: Error) => void
+  /** the publisher's side: told once the message is committed or acknowledged */
+  readonly listener: EnqueueListener
 
   constructor(init: HeldMessageInit, now: number) {
     this.heldAt = now
@@ -34,15 +42,12 @@ export class HeldMessage {
     this.brokerCounter = init.brokerCounter
     this.bytes = init.bytes
     this.packet = init.packet
-    this.durable = new Promise<void>((resolve, reject) => {
-      this.resolve = resolve
-      this.reject = reject
-    })
+    this.listener = init.listener
   }
 }
 
 /** What the store knows of a message when it holds it. */
-export type HeldMessageInit = Pick<HeldMessage, 'body' | 'session' | 'brokerId' | 'brokerCounter' | 'bytes' | 'packet'>
+export type HeldMessageInit = Pick<HeldMessage, 'body' | 'session' | 'brokerId' | 'brokerCounter' | 'bytes' | 'packet' | 'listener'>
 
 /**
  * The held messages: those not sent yet by broker counter (their delivery looks them up that
@@ -105,7 +110,8 @@ export class HeldMessages {
 
   /**
    * The session acknowledged this packet id: the sent message it names, if one is held, is
-   * forgotten and its publisher may have its PUBACK.
+   * forgotten. The caller tells its listener (its publisher may have its PUBACK) once the
+   * caller's own state is settled: the listener runs the broker's code at once.
    */
   release(session: number, messageId: number): HeldMessage | undefined {
     const key = inFlightKey(session, messageId)
@@ -113,15 +119,13 @@ export class HeldMessages {
     if (held === undefined) return undefined
     this.#sent.delete(key)
     this.acknowledged++
-    held.resolve()
     return held
   }
 
-  /** Forgets a message not sent yet that its session will not get (No Local, say). */
+  /** Forgets a message not sent yet that its session will not get (No Local, say); see release. */
   dropUnsent(held: HeldMessage): void {
     this.#unsent.delete(held.brokerCounter)
     this.acknowledged++
-    held.resolve()
   }
 
   /** Removes and returns one message not sent yet. */
@@ -158,9 +162,13 @@ export class HeldMessages {
     return taken
   }
 
-  /** Fails every held message (its publisher gets the error) and forgets it. */
+  /**
+   * Fails every held message and forgets it. Its publisher gets the error from a microtask: the
+   * store is in the middle of a failed commit.
+   */
   failAll(err: Error): void {
-    for (const held of this.#removeAll()) held.reject(err)
+    const failed = this.#removeAll()
+    if (failed.length > 0) queueMicrotask(() => notify(failed, err))
   }
 
   #removeAll(): HeldMessage[] {
@@ -193,4 +201,9 @@ export class HeldMessages {
     const unsent = this.#unsent.values().next()
     if (!unsent.done) this.#arm(unsent.value.heldAt + this.#unsentMaxMs)
   }
+}
+
+/** Tells each message's listener the outcome of its write. */
+export function notify(messages: readonly HeldMessage[], err: Error | null): void {
+  for (const held of messages) held.listener.stored(err)
 }

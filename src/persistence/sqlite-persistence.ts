@@ -4,7 +4,7 @@ import { Readable } from 'node:stream'
 import type { Database, Statement } from 'better-sqlite3'
 import { NoSuchPacketError, QueueFullError, StoreClosedError } from './errors.js'
 import { GroupCommit } from './group-commit.js'
-import { HeldMessages, type HeldMessage } from './held-messages.js'
+import { HeldMessages, notify, type EnqueueListener, type HeldMessage } from './held-messages.js'
 import { openDatabase } from './open-database.js'
 import { resolveStoreOptions, type DropReason, type ResolvedStoreOptions, type SqlitePersistenceOptions } from './options.js'
 import { decodePacket, encodePacket, payloadBytes, type StoredObject } from './packet-codec.js'
@@ -107,10 +107,11 @@ const AedesPacket = require('aedes-packet') as new (original: object, broker?: o
  * a failed commit could still take back. Subscription matching is served from memory.
  *
  * One exception, for speed: a QoS 1 message queued (outgoingEnqueueCombi) for one connected
- * session is held in memory (#hold, HeldMessages). Its promise settles once it is committed or
- * once the session acknowledged it, whichever comes first; an acknowledgement soon after it went
- * out spares every write. So its caller delivers it first and waits afterwards: the patched aedes
- * does (enqueuesAtOnce), and tells the store when it starts waiting (outgoingAwaited).
+ * session is held in memory (#hold, HeldMessages). Its promise settles (its listener is told,
+ * through outgoingEnqueueCombiNotify) once it is committed or once the session acknowledged it,
+ * whichever comes first; an acknowledgement soon after it went out spares every write. So its
+ * caller delivers it first and waits afterwards: the patched aedes does, and tells the store when
+ * it starts waiting (outgoingAwaited).
  *
  * Offline-queue bounds (maxQueuedMessages / maxQueuedBytes per session, 0 = unlimited; both count
  * queued and in-flight rows):
@@ -186,12 +187,6 @@ export class SqlitePersistence {
     const { ackWindowMs } = this.#options
     this.#held = new HeldMessages(ackWindowMs, ackWindowMs * UNSENT_WINDOWS, () => this.#writeDueHeld())
   }
-
-  /**
-   * Read by the patched aedes: an enqueue's rows are seen by the store's next call before its
-   * promise settles, so live deliveries need not wait for the commit (the publisher's PUBACK does).
-   */
-  readonly enqueuesAtOnce = true
 
   /** The broker given to setup() (the aedes-persistence conformance suite reads it). */
   get broker(): BrokerRef | undefined {
@@ -392,23 +387,47 @@ export class SqlitePersistence {
 
   /** Queues one message for every matching session (see the class comment for full queues). */
   outgoingEnqueueCombi(subs: ReadonlyArray<{ clientId: string }>, packet: PacketLike): Promise<void> {
-    try {
-      return this.#enqueue(subs, packet, false)
-    } catch (err) {
-      return Promise.reject(err as Error)
-    }
+    // the private method: planOfflineQueue replaces the public one with a wrapper that calls this
+    return new Promise((resolve, reject) => this.#enqueueNotify(subs, packet, { stored: (err) => (err ? reject(err) : resolve()) }))
   }
 
-  /** The durable path of every QoS > 0 publish to offline sessions: kept free of extra promises. */
-  #enqueue(subs: ReadonlyArray<{ clientId: string }>, packet: PacketLike, oneSession: boolean): Promise<void> {
+  /**
+   * outgoingEnqueueCombi for the patched aedes, which looks for this method: the rows are seen by
+   * the store's next call at once, so live deliveries need not wait for the commit (the
+   * publisher's PUBACK does, through `listener`). A listener rather than a promise: a message held
+   * for a live session would otherwise keep a promise and its reactions alive until its PUBACK.
+   */
+  outgoingEnqueueCombiNotify(subs: ReadonlyArray<{ clientId: string }>, packet: PacketLike, listener: EnqueueListener): void {
+    this.#enqueueNotify(subs, packet, listener)
+  }
+
+  #enqueueNotify(subs: ReadonlyArray<{ clientId: string }>, packet: PacketLike, listener: EnqueueListener): void {
+    let stored: Promise<void> | undefined
+    try {
+      stored = this.#enqueue(subs, packet, false, listener)
+    } catch (err) {
+      stored = Promise.reject(err as Error)
+    }
+    stored?.then(
+      () => listener.stored(null),
+      (err: Error) => listener.stored(err),
+    )
+  }
+
+  /**
+   * The durable path of every QoS > 0 publish to offline sessions: kept free of extra promises.
+   * undefined when the message is held (see #hold): then `listener` hears of it.
+   */
+  #enqueue(subs: ReadonlyArray<{ clientId: string }>, packet: PacketLike, oneSession: false, listener: EnqueueListener): Promise<void> | undefined
+  #enqueue(subs: ReadonlyArray<{ clientId: string }>, packet: PacketLike, oneSession: true): Promise<void>
+  #enqueue(subs: ReadonlyArray<{ clientId: string }>, packet: PacketLike, oneSession: boolean, listener?: EnqueueListener): Promise<void> | undefined {
     const stored = new AedesPacket(packet)
     const bytes = payloadBytes(stored)
     const brokerId = typeof stored.brokerId === 'string' ? stored.brokerId : null
     const brokerCounter = typeof stored.brokerCounter === 'number' ? stored.brokerCounter : null
     // not for outgoingEnqueue: its callers deliver only once its promise settles
-    if (!oneSession && subs.length === 1 && stored.qos === 1 && brokerCounter !== null && brokerId !== null) {
-      const held = this.#hold(subs[0]!.clientId, stored, bytes, brokerId, brokerCounter)
-      if (held !== undefined) return held
+    if (listener !== undefined && subs.length === 1 && stored.qos === 1 && brokerCounter !== null && brokerId !== null) {
+      if (this.#hold(subs[0]!.clientId, stored, bytes, brokerId, brokerCounter, listener)) return undefined
     }
     const blob = encodePacket(stored)
     const drops: Array<{ clientId: string; count: number }> = []
@@ -463,24 +482,21 @@ export class SqlitePersistence {
    * Holds a QoS 1 message for one connected session of this broker, if its queue has room: its
    * live delivery comes next, and a PUBACK within the ack window after it means it is never
    * written.
-   * undefined when it does not qualify (it then takes the usual path).
+   * false when it does not qualify (it then takes the usual path).
    */
-  #hold(clientId: string, stored: PacketLike, bytes: number, brokerId: string, brokerCounter: number): Promise<void> | undefined {
+  #hold(clientId: string, stored: PacketLike, bytes: number, brokerId: string, brokerCounter: number, listener: EnqueueListener): boolean {
     if (this.#options.ackWindowMs === 0 || this.#held.size >= HELD_MAX || brokerId !== this.#broker?.id || !this.#connected.has(clientId)) {
-      return undefined
+      return false
     }
     // a second variant of one message (one per session) takes the usual path
-    if (!this.#queues.fits(clientId, bytes, this.#limits) || this.#held.unsent(brokerCounter) !== undefined) return undefined
-    try {
-      this.#statements()
-      // no transaction unless the session needs its row (its first queued message)
-      const session = this.#sessionIds.get(clientId) ?? (this.#commit as GroupCommit).apply(() => this.#sessionFor(clientId))
-      const body = this.#allocateBody(1)
-      this.#queues.add(clientId, bytes)
-      return this.#held.hold({ body, session, brokerId, brokerCounter, bytes, packet: stored }, Date.now()).durable
-    } catch (err) {
-      return Promise.reject(err as Error)
-    }
+    if (!this.#queues.fits(clientId, bytes, this.#limits) || this.#held.unsent(brokerCounter) !== undefined) return false
+    this.#statements()
+    // no transaction unless the session needs its row (its first queued message)
+    const session = this.#sessionIds.get(clientId) ?? (this.#commit as GroupCommit).apply(() => this.#sessionFor(clientId))
+    const body = this.#allocateBody(1)
+    this.#queues.add(clientId, bytes)
+    this.#held.hold({ body, session, brokerId, brokerCounter, bytes, packet: stored, listener }, Date.now())
+    return true
   }
 
   /**
@@ -637,6 +653,7 @@ export class SqlitePersistence {
     if (held !== undefined) {
       // acknowledged within its window: nothing to write, and its publisher may have its PUBACK
       this.#queues.remove(client.id, held.bytes, true)
+      held.listener.stored(null)
       return { ...held.packet, messageId: p.messageId } as StoredObject
     }
     // aedes clears a copy it does not deliver (No Local) by its broker counter
@@ -646,6 +663,7 @@ export class SqlitePersistence {
     if (unsent !== undefined && unsent.session === session) {
       this.#held.dropUnsent(unsent)
       this.#queues.remove(client.id, unsent.bytes, false)
+      unsent.listener.stored(null)
       return { ...unsent.packet } as StoredObject
     }
     const seq = typeof p.messageId === 'number' ? this.#hints.takeInFlight(session, p.messageId) : undefined
@@ -1031,7 +1049,10 @@ export class SqlitePersistence {
       else this.#hints.inFlight(held.session, held.messageId, seq)
     }
     const committed = (this.#commit as GroupCommit).join()
-    for (const held of messages) committed.then(held.resolve, held.reject)
+    committed.then(
+      () => notify(messages, null),
+      (err: Error) => notify(messages, err),
+    )
   }
 
   /** #write for the enqueue, which adds to the deferred rows instead of inserting them first. */

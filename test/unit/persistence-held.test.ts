@@ -1,5 +1,7 @@
 import { statSync } from 'node:fs'
+import Database from 'better-sqlite3'
 import { describe, expect, test } from 'vitest'
+import { StoreCommitError } from '../../src/persistence/errors.js'
 import { storeFixtures } from '../helpers/store-fixtures.js'
 import type { SqlitePersistenceOptions } from '../../src/persistence/options.js'
 import { SqlitePersistence, type PacketLike } from '../../src/persistence/sqlite-persistence.js'
@@ -176,6 +178,40 @@ describe('held messages (SQLite store)', () => {
     await store.outgoingUpdate({ id: 'c' }, { ...message(2), messageId: 5 })
     await Promise.all([first, second])
     expect(await queued(store)).toEqual([['m1', 5], ['m2', 5]])
+  })
+
+  test("the patched aedes's listener is told once, at the acknowledgement; no promise per message", async () => {
+    const store = await open(dbPath('held.db'), { ackWindowMs: 60_000 })
+    const told: Array<Error | null> = []
+    store.outgoingEnqueueCombiNotify([{ clientId: 'c' }], message(1), { stored: (err) => told.push(err) })
+    await store.outgoingUpdate({ id: 'c' }, { ...message(1), messageId: 5 })
+    for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve))
+    expect(told).toEqual([])
+    await store.outgoingClearMessageId({ id: 'c' }, { messageId: 5 })
+    expect(told).toEqual([null])
+    expect(store.stats().held).toEqual({ acknowledged: 1, written: 0 })
+  })
+
+  test('a failed commit fails the held messages with it: their publishers get the error, not a PUBACK', async () => {
+    const path = dbPath('held.db')
+    const store = await open(path, { ackWindowMs: 60_000 })
+    // a deferred foreign key is only checked at COMMIT: a retained message on topic `poison` fails its batch
+    const admin = new Database(path)
+    admin.exec(`
+      CREATE TABLE poison_parent (id INTEGER PRIMARY KEY);
+      CREATE TABLE poison (parent INTEGER REFERENCES poison_parent (id) DEFERRABLE INITIALLY DEFERRED);
+      CREATE TRIGGER poison_retained AFTER INSERT ON retained WHEN NEW.topic = 'poison'
+      BEGIN INSERT INTO poison VALUES (1); END;
+    `)
+    admin.close()
+    const sent = store.outgoingEnqueueCombi([{ clientId: 'c' }], message(1))
+    await store.outgoingUpdate({ id: 'c' }, { ...message(1), messageId: 5 })
+    const unsent = store.outgoingEnqueueCombi([{ clientId: 'c' }], message(2))
+    const poisoned = store.storeRetained({ cmd: 'publish', topic: 'poison', payload: Buffer.from('x'), qos: 0, retain: true })
+    const results = await Promise.allSettled([sent, unsent, poisoned])
+    for (const result of results) expect((result as PromiseRejectedResult).reason).toBeInstanceOf(StoreCommitError)
+    expect(store.stats()).toMatchObject({ queued: 0, inflight: 0, held: { acknowledged: 0, written: 0 } })
+    expect(await queued(store)).toEqual([])
   })
 
   test('ackWindowMs 0 writes every message at once', async () => {

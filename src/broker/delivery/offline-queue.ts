@@ -1,4 +1,5 @@
 import type { AedesPublishPacket } from 'aedes'
+import type { EnqueueListener } from '../../persistence/held-messages.js'
 
 /** A persistent subscription as the store's topic index returns it. */
 export interface StoredSubscription {
@@ -11,6 +12,8 @@ export interface StoredSubscription {
 /** The store method this module wraps; its topic index must return subscription identifiers. */
 export interface QueueingStore {
   outgoingEnqueueCombi(subs: StoredSubscription[], packet: AedesPublishPacket): Promise<void>
+  /** the same, telling a listener instead (the SQLite store; the patched aedes prefers it) */
+  outgoingEnqueueCombiNotify?(subs: StoredSubscription[], packet: AedesPublishPacket, listener: EnqueueListener): void
 }
 
 /**
@@ -31,6 +34,17 @@ export function planOfflineQueue<S extends QueueingStore>(store: S): S {
     // identifier: the packet goes as it is, in one call.
     if (isPlain(subs, packet)) return enqueue(subs, packet)
     return enqueueVariants(enqueue, subs, packet)
+  }
+  const notify = store.outgoingEnqueueCombiNotify?.bind(store)
+  if (notify !== undefined) {
+    store.outgoingEnqueueCombiNotify = (subs, packet, listener) => {
+      if (subs.length === 0) return listener.stored(null)
+      if (isPlain(subs, packet)) return notify(subs, packet, listener)
+      enqueueVariants(enqueue, subs, packet).then(
+        () => listener.stored(null),
+        (err: Error) => listener.stored(err),
+      )
+    }
   }
   return store
 }
