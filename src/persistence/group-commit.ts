@@ -22,6 +22,15 @@ export interface GroupCommitOptions {
 }
 
 /**
+ * Told once a write is durable (err null) or failed: for callers that take no promise per write
+ * (the patched aedes's publish state is one). An object with a method, not a callback: no closure
+ * per message.
+ */
+export interface StoredListener {
+  stored(err: Error | null): void
+}
+
+/**
  * Group commit. Each write runs synchronously, at once, inside the batch's open transaction (so
  * reads on this connection see it immediately) and, if it is made of several statements, in its
  * own savepoint (so a write that throws is undone alone and rejects alone). Its promise settles
@@ -43,6 +52,8 @@ export class GroupCommit {
   #waiters: Array<() => void> = []
   #rejecters: Array<(err: Error) => void> = []
   #listeners: Array<(err?: Error) => void> = []
+  /** writes of the open batch whose callers hear through notify() */
+  #notified: StoredListener[] = []
   #immediate: NodeJS.Immediate | undefined
   #timeout: NodeJS.Timeout | undefined
 
@@ -59,7 +70,7 @@ export class GroupCommit {
 
   /** writes applied but not committed yet */
   get pending(): number {
-    return this.#waiters.length
+    return this.#waiters.length + this.#notified.length
   }
 
   /**
@@ -85,8 +96,19 @@ export class GroupCommit {
       this.#waiters.push(() => resolve(result))
       this.#rejecters.push(reject)
     })
-    if (this.#waiters.length >= this.#options.maxBatch) this.commitNow()
+    if (this.pending >= this.#options.maxBatch) this.commitNow()
     return promise
+  }
+
+  /**
+   * Counts a write applied with apply() in the open batch, whose caller hears of its COMMIT
+   * through `listener` rather than a promise. The listener runs inside commitNow, after the
+   * batch's state is reset: it may write again (into the next batch).
+   */
+  notify(listener: StoredListener): void {
+    if (!this.#open) this.#openBatch()
+    this.#notified.push(listener)
+    if (this.pending >= this.#options.maxBatch) this.commitNow()
   }
 
   /**
@@ -141,9 +163,12 @@ export class GroupCommit {
     const waiters = this.#waiters
     const rejecters = this.#rejecters
     const listeners = this.#listeners
+    const notified = this.#notified
     this.#waiters = []
     this.#rejecters = []
     this.#listeners = []
+    this.#notified = []
+    const batchSize = waiters.length + notified.length
     this.#open = false
     const started = performance.now()
     try {
@@ -153,17 +178,19 @@ export class GroupCommit {
       // SQLite keeps the transaction open after a failed COMMIT (e.g. SQLITE_BUSY, a deferred
       // constraint): roll it back so that memory and disk agree on "none of it happened".
       if (this.#db.inTransaction) this.#rollback.run()
-      const error = new StoreCommitError(waiters.length, { cause })
+      const error = new StoreCommitError(batchSize, { cause })
       this.#options.onCommitError?.(error)
       for (const reject of rejecters) reject(error)
+      for (const listener of notified) listener.stored(error)
       for (const listener of listeners) listener(error)
       return
     }
     const durationSeconds = (performance.now() - started) / 1000
     for (const resolve of waiters) resolve()
+    for (const listener of notified) listener.stored(null)
     for (const listener of listeners) listener()
     try {
-      this.#options.onCommit?.({ batchSize: waiters.length, durationSeconds })
+      this.#options.onCommit?.({ batchSize, durationSeconds })
     } catch {
       // an observer's failure must not turn a durable commit into an error
     }

@@ -1,13 +1,5 @@
+import type { StoredListener } from './group-commit.js'
 import { inFlightKey } from './row-hints.js'
-
-/**
- * Told once the copies of one message are durable (err null) or could not be stored: the patched
- * aedes's publish state, whose publisher's acknowledgement waits for it. An object with a method,
- * not a callback: no closure per message.
- */
-export interface EnqueueListener {
-  stored(err: Error | null): void
-}
 
 /**
  * A QoS 1 message queued for one connected session, kept in memory instead of being written at
@@ -32,7 +24,7 @@ export class HeldMessage {
   /** Date.now() when it went out */
   sentAt = 0
   /** the publisher's side: told once the message is committed or acknowledged */
-  readonly listener: EnqueueListener
+  readonly listener: StoredListener
 
   constructor(init: HeldMessageInit, now: number) {
     this.heldAt = now

@@ -3,8 +3,8 @@ import { createRequire } from 'node:module'
 import { Readable } from 'node:stream'
 import type { Database, Statement } from 'better-sqlite3'
 import { NoSuchPacketError, QueueFullError, StoreClosedError } from './errors.js'
-import { GroupCommit } from './group-commit.js'
-import { HeldMessages, notify, type EnqueueListener, type HeldMessage } from './held-messages.js'
+import { GroupCommit, type StoredListener } from './group-commit.js'
+import { HeldMessages, notify, type HeldMessage } from './held-messages.js'
 import { openDatabase } from './open-database.js'
 import { resolveStoreOptions, type DropReason, type ResolvedStoreOptions, type SqlitePersistenceOptions } from './options.js'
 import { decodePacket, encodePacket, payloadBytes, type StoredObject } from './packet-codec.js'
@@ -397,11 +397,11 @@ export class SqlitePersistence {
    * publisher's PUBACK does, through `listener`). A listener rather than a promise: a message held
    * for a live session would otherwise keep a promise and its reactions alive until its PUBACK.
    */
-  outgoingEnqueueCombiNotify(subs: ReadonlyArray<{ clientId: string }>, packet: PacketLike, listener: EnqueueListener): void {
+  outgoingEnqueueCombiNotify(subs: ReadonlyArray<{ clientId: string }>, packet: PacketLike, listener: StoredListener): void {
     this.#enqueueNotify(subs, packet, listener)
   }
 
-  #enqueueNotify(subs: ReadonlyArray<{ clientId: string }>, packet: PacketLike, listener: EnqueueListener): void {
+  #enqueueNotify(subs: ReadonlyArray<{ clientId: string }>, packet: PacketLike, listener: StoredListener): void {
     let stored: Promise<void> | undefined
     try {
       stored = this.#enqueue(subs, packet, false, listener)
@@ -418,9 +418,9 @@ export class SqlitePersistence {
    * The durable path of every QoS > 0 publish to offline sessions: kept free of extra promises.
    * undefined when the message is held (see #hold): then `listener` hears of it.
    */
-  #enqueue(subs: ReadonlyArray<{ clientId: string }>, packet: PacketLike, oneSession: false, listener: EnqueueListener): Promise<void> | undefined
+  #enqueue(subs: ReadonlyArray<{ clientId: string }>, packet: PacketLike, oneSession: false, listener: StoredListener): Promise<void> | undefined
   #enqueue(subs: ReadonlyArray<{ clientId: string }>, packet: PacketLike, oneSession: true): Promise<void>
-  #enqueue(subs: ReadonlyArray<{ clientId: string }>, packet: PacketLike, oneSession: boolean, listener?: EnqueueListener): Promise<void> | undefined {
+  #enqueue(subs: ReadonlyArray<{ clientId: string }>, packet: PacketLike, oneSession: boolean, listener?: StoredListener): Promise<void> | undefined {
     const stored = new AedesPacket(packet)
     const bytes = payloadBytes(stored)
     const brokerId = typeof stored.brokerId === 'string' ? stored.brokerId : null
@@ -431,7 +431,7 @@ export class SqlitePersistence {
     }
     const blob = encodePacket(stored)
     const drops: Array<{ clientId: string; count: number }> = []
-    const done = this.#writeDeferring(() => {
+    const work = (): void => {
       // The sessions that get a copy, one entry per copy; drop-oldest may delete rows here.
       const sessions = this.#sessionsScratch
       const added = this.#addedScratch
@@ -470,7 +470,17 @@ export class SqlitePersistence {
       if (this.#deferredCopies.length >= 2 * INSERT_ROWS_MAX || this.#deferredBodies.length >= BODY_VALUES * INSERT_ROWS_MAX) {
         this.#insertDeferred()
       }
-    })
+    }
+    let done: Promise<void>
+    if (listener === undefined) {
+      done = this.#writeDeferring(work)
+    } else {
+      // the patched aedes's path (outgoingEnqueueCombiNotify): no promise per message
+      const commit = this.#openCommit()
+      commit.apply(work)
+      if (drops.length === 0) return void commit.notify(listener)
+      done = commit.join()
+    }
     // the work above ran already: drops are known, reported once they are committed
     if (drops.length === 0) return done
     return done.then(() => {
@@ -484,7 +494,7 @@ export class SqlitePersistence {
    * written.
    * false when it does not qualify (it then takes the usual path).
    */
-  #hold(clientId: string, stored: PacketLike, bytes: number, brokerId: string, brokerCounter: number, listener: EnqueueListener): boolean {
+  #hold(clientId: string, stored: PacketLike, bytes: number, brokerId: string, brokerCounter: number, listener: StoredListener): boolean {
     if (this.#options.ackWindowMs === 0 || this.#held.size >= HELD_MAX || brokerId !== this.#broker?.id || !this.#connected.has(clientId)) {
       return false
     }
@@ -1058,11 +1068,16 @@ export class SqlitePersistence {
   /** #write for the enqueue, which adds to the deferred rows instead of inserting them first. */
   #writeDeferring<T>(work: () => T): Promise<T> {
     try {
-      this.#statements()
+      return this.#openCommit().run(work, false) // no savepoint: see #enqueue
     } catch (err) {
       return Promise.reject(err as Error)
     }
-    return (this.#commit as GroupCommit).run(work, false) // no savepoint: see #enqueue
+  }
+
+  /** The group commit; throws StoreClosedError unless the store is open. */
+  #openCommit(): GroupCommit {
+    this.#statements()
+    return this.#commit as GroupCommit
   }
 
   /** Inserts the deferred rows; a failure is kept for the batch's COMMIT, which then fails. */

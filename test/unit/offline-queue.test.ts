@@ -1,7 +1,7 @@
 import type { AedesPublishPacket } from 'aedes'
 import { describe, expect, test } from 'vitest'
 import { planOfflineQueue, type StoredSubscription } from '../../src/broker/delivery/offline-queue.js'
-import type { EnqueueListener } from '../../src/persistence/held-messages.js'
+import type { StoredListener } from '../../src/persistence/group-commit.js'
 
 // What the store is asked to queue for one publish: one copy per session, at the right QoS.
 function recordingStore() {
@@ -47,7 +47,7 @@ describe('offline queue planning, for a store that tells a listener (the SQLite 
       async outgoingEnqueueCombi(subs: StoredSubscription[]) {
         viaPromise.push(subs.map((s) => s.clientId))
       },
-      outgoingEnqueueCombiNotify(subs: StoredSubscription[], _packet: AedesPublishPacket, listener: EnqueueListener) {
+      outgoingEnqueueCombiNotify(subs: StoredSubscription[], _packet: AedesPublishPacket, listener: StoredListener) {
         viaNotify.push(subs.map((s) => s.clientId))
         queueMicrotask(() => listener.stored(null))
       },
@@ -86,7 +86,7 @@ describe('offline queue planning, for a store that tells a listener (the SQLite 
       async outgoingEnqueueCombi() {
         throw new Error('disk full')
       },
-      outgoingEnqueueCombiNotify(_subs: StoredSubscription[], _packet: AedesPublishPacket, _listener: EnqueueListener) {},
+      outgoingEnqueueCombiNotify(_subs: StoredSubscription[], _packet: AedesPublishPacket, _listener: StoredListener) {},
     })
     const { listener, outcome } = told()
     store.outgoingEnqueueCombiNotify!([sub('a', 't/#', 0)], packet, listener)

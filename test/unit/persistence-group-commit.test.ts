@@ -53,6 +53,22 @@ describe('group commit', () => {
     expect(commits.map((c) => c.batchSize)).toEqual([4, 4, 2, 1])
   })
 
+  test("an enqueue for the patched aedes (a listener, no promise) counts in its batch and hears the commit", async () => {
+    const path = dbPath()
+    const events: string[] = []
+    const store = await open({ path, maxBatch: 3, onCommit: (info) => events.push(`commit ${info.batchSize}`) })
+    for (let i = 1; i <= 4; i++) {
+      const packet = { cmd: 'publish', topic: 'q', payload: Buffer.from(`m${i}`), qos: 1, brokerId: 'broker-1', brokerCounter: i }
+      store.outgoingEnqueueCombiNotify([{ clientId: 'offline' }], packet, { stored: (err) => events.push(err ? `failed m${i}` : `stored m${i}`) })
+    }
+    // maxBatch: the third write committed at once, its listeners told then
+    expect(events).toEqual(['stored m1', 'stored m2', 'stored m3', 'commit 3'])
+    expect(countRows(path, 'outgoing')).toBe(3)
+    await store.flush()
+    expect(events.slice(4)).toEqual(['stored m4', 'commit 1'])
+    expect(countRows(path, 'outgoing')).toBe(4)
+  })
+
   test('commitIntervalMs holds a batch open across event-loop turns', async () => {
     const commits: number[] = []
     const store = await open({ path: ':memory:', commitIntervalMs: 30, onCommit: (i) => commits.push(i.batchSize) })
@@ -88,6 +104,8 @@ describe('group commit', () => {
     admin.close()
     await store.storeRetained(retained('kept'))
 
+    const told: Array<Error | null> = []
+    store.outgoingEnqueueCombiNotify([{ clientId: 'c3' }], { cmd: 'publish', topic: 'q', payload: Buffer.from('n'), qos: 1, brokerId: 'broker-1', brokerCounter: 2 }, { stored: (err) => told.push(err) })
     const batch = [
       store.addSubscriptions({ id: 'c1' }, [{ topic: 'sensors/#', qos: 1 }]),
       store.outgoingEnqueueCombi([{ clientId: 'c2' }], { cmd: 'publish', topic: 'q', payload: Buffer.from('m'), qos: 1, brokerId: 'broker-1', brokerCounter: 1 }),
@@ -99,9 +117,10 @@ describe('group commit', () => {
       const reason = (result as PromiseRejectedResult).reason as StoreCommitError
       expect(reason).toBeInstanceOf(StoreCommitError)
       expect(reason.code).toBe('ERR_STORE_COMMIT')
-      expect(reason.batchSize).toBe(3)
+      expect(reason.batchSize).toBe(4)
       expect(reason.message).toMatch(/FOREIGN KEY/)
     }
+    expect(told).toEqual([results[0]!.status === 'rejected' ? (results[0] as PromiseRejectedResult).reason : null])
     // the in-memory index and counters were rebuilt from disk: nothing of the batch remains
     expect(await store.subscriptionsByTopic('sensors/t')).toEqual([])
     expect(await store.countOffline()).toEqual({ subsCount: 0, clientsCount: 0 })

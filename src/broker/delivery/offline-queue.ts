@@ -1,5 +1,5 @@
 import type { AedesPublishPacket } from 'aedes'
-import type { EnqueueListener } from '../../persistence/held-messages.js'
+import type { StoredListener } from '../../persistence/group-commit.js'
 
 /** A persistent subscription as the store's topic index returns it. */
 export interface StoredSubscription {
@@ -13,7 +13,7 @@ export interface StoredSubscription {
 export interface QueueingStore {
   outgoingEnqueueCombi(subs: StoredSubscription[], packet: AedesPublishPacket): Promise<void>
   /** the same, telling a listener instead (the SQLite store; the patched aedes prefers it) */
-  outgoingEnqueueCombiNotify?(subs: StoredSubscription[], packet: AedesPublishPacket, listener: EnqueueListener): void
+  outgoingEnqueueCombiNotify?(subs: StoredSubscription[], packet: AedesPublishPacket, listener: StoredListener): void
 }
 
 /**
