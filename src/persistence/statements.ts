@@ -147,6 +147,8 @@ export function prepareStatements(db: Database) {
        WHERE o.session = ? AND o.message_id IS NULL ORDER BY o.seq LIMIT ?`,
     ),
     outgoingDeleteSeq: s<[session: number, seq: number]>('DELETE FROM outgoing WHERE session = ? AND seq = ?'),
+    // drop-oldest: a row read ahead is deleted only if it is still queued
+    outgoingDeleteQueued: s<[session: number, seq: number]>('DELETE FROM outgoing WHERE session = ? AND seq = ? AND message_id IS NULL'),
     // a hinted row, only if it still is the copy in flight with this packet id
     outgoingDeleteInFlight: s<[session: number, seq: number, messageId: number]>(
       'DELETE FROM outgoing WHERE session = ? AND seq = ? AND message_id = ?',

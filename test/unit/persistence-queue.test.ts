@@ -39,6 +39,21 @@ describe('queue bounds: drop-oldest', () => {
     expect(store.stats().queued).toBe(3)
   })
 
+  test('an offline session reads its oldest rows ahead: a row gone meanwhile is skipped, the next oldest goes', async () => {
+    const { store, drops } = await open({ maxQueuedMessages: 3, queuePolicy: 'drop-oldest' })
+    // m4 reads m1..m3 ahead and drops m1; m5 drops m2 from what was read
+    for (let n = 1; n <= 5; n++) await store.outgoingEnqueueCombi([{ clientId: 'c' }], message(n))
+    expect(payloads(await queued(store, 'c'))).toEqual(['m3', 'm4', 'm5'])
+    // the oldest queued copy cleared another way (as a session's expiry empties its queue)
+    expect(await store.outgoingClearMessageId({ id: 'c' }, undefined)).toMatchObject({ payload: Buffer.from('m3') })
+    await store.outgoingEnqueueCombi([{ clientId: 'c' }], message(6))
+    // m3, read ahead, is gone: m4 is the one dropped
+    await store.outgoingEnqueueCombi([{ clientId: 'c' }], message(7))
+    expect(payloads(await queued(store, 'c'))).toEqual(['m5', 'm6', 'm7'])
+    expect(drops).toEqual([['queue_full', 1, 'c'], ['queue_full', 1, 'c'], ['queue_full', 1, 'c']])
+    expect(store.stats().queued).toBe(3)
+  })
+
   test('never drops in-flight messages: the oldest queued ones go first', async () => {
     const { store } = await open({ maxQueuedMessages: 3 })
     for (let n = 1; n <= 3; n++) await store.outgoingEnqueue({ clientId: 'c' }, message(n))
