@@ -20,8 +20,9 @@ export function inFlightKey(session: number, messageId: number): number {
 /**
  * Where the store last put a row, so that the next look-up of a live session's message is a
  * primary-key access instead of an index search: the body of a message queued for one session
- * (by broker counter), the seq of a queued copy the session's stored-queue stream handed out (by
- * session, broker counter and broker id: its update follows), and the seq of a copy in flight (by
+ * (by broker counter), the seq of a queued copy the session's stored-queue stream handed out or
+ * of a message queued for several connected sessions (by session, broker counter and broker id:
+ * its update follows), and the seq of a copy in flight (by
  * session and packet id); and what a small copy's row holds (by seq), so that its acknowledgement
  * deletes it without reading it first. A hint is only ever a guess: the caller checks the row it
  * points at and falls back to the search, so a stale or forgotten hint costs one look-up, never a
@@ -46,7 +47,10 @@ export class RowHints {
     return body === AMBIGUOUS ? undefined : body
   }
 
-  /** The stored-queue stream handed out this queued (id-less) copy of a message. */
+  /**
+   * A queued (id-less) copy of a message for a session: one the stored-queue stream handed out, or
+   * one of a message queued for several connected sessions. Its delivery follows.
+   */
   streamed(session: number, brokerId: string, brokerCounter: number, seq: number): void {
     const map = this.#seqStreamed
     const key = streamedKey(session, brokerId, brokerCounter)

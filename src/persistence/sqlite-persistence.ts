@@ -472,10 +472,25 @@ export class SqlitePersistence {
       // commit, whose rollback also rebuilds the queue accounting.
       const body = this.#allocateBody(Math.ceil(sessions.length / SEQ_PER_BODY))
       this.#deferredBodies.push(body, brokerId, brokerCounter, sessions.length, bytes, blob)
-      this.#deferCopies(body, sessions)
-      if (sessions.length === 1 && brokerCounter !== null && brokerId === this.#broker?.id && this.#connected.has(added[0] as string)) {
-        this.#hints.queued(brokerCounter, body)
-        this.#hints.copy(body * SEQ_PER_BODY, bytes, blob)
+      const oneEach = this.#deferCopies(body, sessions)
+      if (brokerCounter !== null && brokerId === this.#broker?.id) {
+        const seq = body * SEQ_PER_BODY
+        if (sessions.length === 1) {
+          if (this.#connected.has(added[0] as string)) {
+            this.#hints.queued(brokerCounter, body)
+            this.#hints.copy(seq, bytes, blob)
+          }
+        } else if (oneEach) {
+          // each connected session's delivery and acknowledgement find its copy by primary key
+          // too, not by a search on the broker counter
+          let hinted = false
+          for (let i = 0; i < sessions.length; i++) {
+            if (!this.#connected.has(added[i] as string)) continue
+            this.#hints.streamed(sessions[i] as number, brokerId, brokerCounter, seq)
+            hinted = true
+          }
+          if (hinted) this.#hints.copy(seq, bytes, blob)
+        }
       }
       if (this.#deferredCopies.length >= 2 * INSERT_ROWS_MAX || this.#deferredBodies.length >= BODY_VALUES * INSERT_ROWS_MAX) {
         this.#insertDeferred()
@@ -522,19 +537,19 @@ export class SqlitePersistence {
   /**
    * Defers the rows of one message: seq body * SEQ_PER_BODY + k for a session's k-th copy (a
    * session listed twice gets two), body left NULL (it is seq / SEQ_PER_BODY) up to SEQ_PER_BODY
-   * copies.
+   * copies. true when every session got one copy, at seq body * SEQ_PER_BODY.
    */
-  #deferCopies(body: number, sessions: readonly number[]): void {
+  #deferCopies(body: number, sessions: readonly number[]): boolean {
     const base = body * SEQ_PER_BODY
     const deferred = this.#deferredCopies
     if (sessions.length === 1) {
       deferred.push(sessions[0] as number, base)
-      return
+      return true
     }
     if (this.#allDistinct(sessions)) {
       // the usual fan-out: one copy per session, no counting
       for (const session of sessions) deferred.push(session, base)
-      return
+      return true
     }
     const copies = this.#copies
     copies.clear()
@@ -549,6 +564,7 @@ export class SqlitePersistence {
       this.#insertDeferred()
       this.#statements().outgoingInsertDisplaced.run(session, base + copy, body)
     }
+    return false
   }
 
   /** Whether no session id is listed twice: one stamp per id, no hashing (ids are small integers). */

@@ -155,6 +155,22 @@ describe('SQLite store with hints', () => {
     expect(store.stats()).toMatchObject({ queued: 1, inflight: 0 })
   })
 
+  test('a message queued for several sessions: each connected one updates and clears its own copy', async () => {
+    const store = await open()
+    await store.outgoingEnqueueCombi([{ clientId: 'c' }, { clientId: 'e' }, { clientId: 'd' }], message(1))
+    await store.outgoingUpdate({ id: 'd' }, { ...message(1), messageId: 7 })
+    await store.outgoingUpdate({ id: 'c' }, { ...message(1), messageId: 5 })
+    expect((await queued(store, 'c')).map((p) => p.messageId)).toEqual([5])
+    expect((await queued(store, 'd')).map((p) => p.messageId)).toEqual([7])
+    // the first ack takes the known copy, the second reads its row: both answers are the message
+    expect(await store.outgoingClearMessageId({ id: 'c' }, { messageId: 5 })).toMatchObject({ brokerCounter: 1, messageId: 5, payload: Buffer.from('m1') })
+    expect(await store.outgoingClearMessageId({ id: 'd' }, { messageId: 7 })).toMatchObject({ brokerCounter: 1, messageId: 7, payload: Buffer.from('m1') })
+    expect(await queued(store, 'c')).toEqual([])
+    // the offline session keeps its copy, never given a packet id
+    expect((await queued(store, 'e')).map((p) => [p.brokerCounter, p.messageId])).toEqual([[1, undefined]])
+    expect(store.stats()).toMatchObject({ queued: 1, inflight: 0 })
+  })
+
   test('a packet id in flight again after its ack: the new copy is cleared, not a stale hint', async () => {
     const store = await open()
     await store.outgoingEnqueueCombi([{ clientId: 'c' }], message(1))
