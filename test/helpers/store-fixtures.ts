@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import Database from 'better-sqlite3'
 import { afterEach } from 'vitest'
 import type { SqlitePersistence } from '../../src/persistence/sqlite-persistence.js'
 
@@ -26,4 +27,19 @@ export function storeFixtures() {
       return store
     },
   }
+}
+
+/**
+ * Makes every commit that stores a retained message on topic `poison` fail: a deferred foreign
+ * key is only checked at COMMIT, so the whole batch fails, whatever else it holds.
+ */
+export function poisonRetainedTopic(path: string): void {
+  const admin = new Database(path)
+  admin.exec(`
+    CREATE TABLE poison_parent (id INTEGER PRIMARY KEY);
+    CREATE TABLE poison (parent INTEGER REFERENCES poison_parent (id) DEFERRABLE INITIALLY DEFERRED);
+    CREATE TRIGGER poison_retained AFTER INSERT ON retained WHEN NEW.topic = 'poison'
+    BEGIN INSERT INTO poison VALUES (1); END;
+  `)
+  admin.close()
 }

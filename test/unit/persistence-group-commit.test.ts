@@ -3,7 +3,7 @@ import { describe, expect, test } from 'vitest'
 import { StoreCommitError } from '../../src/persistence/errors.js'
 import type { CommitInfo } from '../../src/persistence/group-commit.js'
 import type { SqlitePersistenceOptions } from '../../src/persistence/options.js'
-import { storeFixtures } from '../helpers/store-fixtures.js'
+import { poisonRetainedTopic, storeFixtures } from '../helpers/store-fixtures.js'
 import { SqlitePersistence } from '../../src/persistence/sqlite-persistence.js'
 
 const { dbPath: fresh, track } = storeFixtures()
@@ -92,16 +92,7 @@ describe('group commit', () => {
   test('a failed commit rejects every write of the batch and memory forgets them', async () => {
     const path = dbPath()
     const store = await open({ path })
-    // A deferred foreign key is only checked at COMMIT: a retained message on topic `poison`
-    // makes the whole batch's commit fail, whatever else it holds.
-    const admin = new Database(path)
-    admin.exec(`
-      CREATE TABLE poison_parent (id INTEGER PRIMARY KEY);
-      CREATE TABLE poison (parent INTEGER REFERENCES poison_parent (id) DEFERRABLE INITIALLY DEFERRED);
-      CREATE TRIGGER poison_retained AFTER INSERT ON retained WHEN NEW.topic = 'poison'
-      BEGIN INSERT INTO poison VALUES (1); END;
-    `)
-    admin.close()
+    poisonRetainedTopic(path)
     await store.storeRetained(retained('kept'))
 
     const told: Array<Error | null> = []

@@ -1,8 +1,7 @@
 import { statSync } from 'node:fs'
-import Database from 'better-sqlite3'
 import { describe, expect, test } from 'vitest'
 import { StoreCommitError } from '../../src/persistence/errors.js'
-import { storeFixtures } from '../helpers/store-fixtures.js'
+import { poisonRetainedTopic, storeFixtures } from '../helpers/store-fixtures.js'
 import type { SqlitePersistenceOptions } from '../../src/persistence/options.js'
 import { SqlitePersistence, type PacketLike } from '../../src/persistence/sqlite-persistence.js'
 
@@ -195,15 +194,7 @@ describe('held messages (SQLite store)', () => {
   test('a failed commit fails the held messages with it: their publishers get the error, not a PUBACK', async () => {
     const path = dbPath('held.db')
     const store = await open(path, { ackWindowMs: 60_000 })
-    // a deferred foreign key is only checked at COMMIT: a retained message on topic `poison` fails its batch
-    const admin = new Database(path)
-    admin.exec(`
-      CREATE TABLE poison_parent (id INTEGER PRIMARY KEY);
-      CREATE TABLE poison (parent INTEGER REFERENCES poison_parent (id) DEFERRABLE INITIALLY DEFERRED);
-      CREATE TRIGGER poison_retained AFTER INSERT ON retained WHEN NEW.topic = 'poison'
-      BEGIN INSERT INTO poison VALUES (1); END;
-    `)
-    admin.close()
+    poisonRetainedTopic(path)
     const sent = store.outgoingEnqueueCombi([{ clientId: 'c' }], message(1))
     await store.outgoingUpdate({ id: 'c' }, { ...message(1), messageId: 5 })
     const unsent = store.outgoingEnqueueCombi([{ clientId: 'c' }], message(2))
