@@ -22,9 +22,9 @@ export function inFlightKey(session: number, messageId: number): number {
  * primary-key access instead of an index search: the body of a message queued for one session
  * (by broker counter), the seq of a queued copy the session's stored-queue stream handed out or
  * of a message queued for several connected sessions (by session, broker counter and broker id:
- * its update follows), and the seq of a copy in flight (by
- * session and packet id); and what a small copy's row holds (by seq), so that its acknowledgement
- * deletes it without reading it first. A hint is only ever a guess: the caller checks the row it
+ * its update follows), and the seq of a copy in flight (by session and packet id); and what a
+ * small copy's row holds (by seq), so that its acknowledgement deletes it without reading it
+ * first. A hint is only ever a guess: the caller checks the row it
  * points at and falls back to the search, so a stale or forgotten hint costs one look-up, never a
  * wrong answer. Bounded: an offline session's messages leave hints nobody takes.
  */

@@ -12,7 +12,10 @@ export interface StoredSubscription {
 /** The store method this module wraps; its topic index must return subscription identifiers. */
 export interface QueueingStore {
   outgoingEnqueueCombi(subs: StoredSubscription[], packet: AedesPublishPacket): Promise<void>
-  /** the same, telling a listener instead (the SQLite store; the patched aedes prefers it) */
+  /**
+   * The same, telling a listener instead (the SQLite store; the patched aedes prefers it). The
+   * listener may be told before the call returns (nothing to queue).
+   */
   outgoingEnqueueCombiNotify?(subs: StoredSubscription[], packet: AedesPublishPacket, listener: StoredListener): void
 }
 
