@@ -160,7 +160,7 @@ export class HeldMessages {
    */
   failAll(err: Error): void {
     const failed = this.#removeAll()
-    if (failed.length > 0) queueMicrotask(() => notify(failed, err))
+    if (failed.length > 0) queueMicrotask(() => tellStored(failed, err))
   }
 
   #removeAll(): HeldMessage[] {
@@ -196,6 +196,6 @@ export class HeldMessages {
 }
 
 /** Tells each message's listener the outcome of its write. */
-export function notify(messages: readonly HeldMessage[], err: Error | null): void {
+export function tellStored(messages: readonly HeldMessage[], err: Error | null): void {
   for (const held of messages) held.listener.stored(err)
 }

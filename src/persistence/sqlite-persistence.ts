@@ -4,7 +4,7 @@ import { Readable } from 'node:stream'
 import type { Database, Statement } from 'better-sqlite3'
 import { NoSuchPacketError, QueueFullError, StoreClosedError } from './errors.js'
 import { GroupCommit, type StoredListener } from './group-commit.js'
-import { HeldMessages, notify, type HeldMessage } from './held-messages.js'
+import { HeldMessages, tellStored, type HeldMessage } from './held-messages.js'
 import { openDatabase } from './open-database.js'
 import { resolveStoreOptions, type DropReason, type ResolvedStoreOptions, type SqlitePersistenceOptions } from './options.js'
 import { decodePacket, encodePacket, payloadBytes, type StoredObject } from './packet-codec.js'
@@ -473,25 +473,7 @@ export class SqlitePersistence {
       const body = this.#allocateBody(Math.ceil(sessions.length / SEQ_PER_BODY))
       this.#deferredBodies.push(body, brokerId, brokerCounter, sessions.length, bytes, blob)
       const oneEach = this.#deferCopies(body, sessions)
-      if (brokerCounter !== null && brokerId === this.#broker?.id) {
-        const seq = body * SEQ_PER_BODY
-        if (sessions.length === 1) {
-          if (this.#connected.has(added[0] as string)) {
-            this.#hints.queued(brokerCounter, body)
-            this.#hints.copy(seq, bytes, blob)
-          }
-        } else if (oneEach) {
-          // each connected session's delivery and acknowledgement find its copy by primary key
-          // too, not by a search on the broker counter
-          let hinted = false
-          for (let i = 0; i < sessions.length; i++) {
-            if (!this.#connected.has(added[i] as string)) continue
-            this.#hints.streamed(sessions[i] as number, brokerId, brokerCounter, seq)
-            hinted = true
-          }
-          if (hinted) this.#hints.copy(seq, bytes, blob)
-        }
-      }
+      if (oneEach && brokerCounter !== null && brokerId === this.#broker?.id) this.#hintLiveCopies(body, sessions, added, brokerId, brokerCounter, bytes, blob)
       if (this.#deferredCopies.length >= 2 * INSERT_ROWS_MAX || this.#deferredBodies.length >= BODY_VALUES * INSERT_ROWS_MAX) {
         this.#insertDeferred()
       }
@@ -511,6 +493,24 @@ export class SqlitePersistence {
     return done.then(() => {
       for (const drop of drops) this.#reportDrop('queue_full', drop.count, drop.clientId)
     })
+  }
+
+  /**
+   * Where the connected sessions' copies of one message of this broker are (one copy each, at
+   * seq body * SEQ_PER_BODY), so that their deliveries and acknowledgements find them by key,
+   * not by a search on the broker counter. `sessions` and `clientIds` are parallel.
+   */
+  #hintLiveCopies(body: number, sessions: readonly number[], clientIds: readonly string[], brokerId: string, brokerCounter: number, bytes: number, blob: Buffer): void {
+    const seq = body * SEQ_PER_BODY
+    let hinted = false
+    for (let i = 0; i < sessions.length; i++) {
+      if (!this.#connected.has(clientIds[i] as string)) continue
+      // one session: its body by broker counter (no key string to build); several: the seq by session
+      if (sessions.length === 1) this.#hints.queued(brokerCounter, body)
+      else this.#hints.streamed(sessions[i] as number, brokerId, brokerCounter, seq)
+      hinted = true
+    }
+    if (hinted) this.#hints.copy(seq, bytes, blob)
   }
 
   /**
@@ -1099,8 +1099,8 @@ export class SqlitePersistence {
     }
     const committed = (this.#commit as GroupCommit).join()
     committed.then(
-      () => notify(messages, null),
-      (err: Error) => notify(messages, err),
+      () => tellStored(messages, null),
+      (err: Error) => tellStored(messages, err),
     )
   }
 
