@@ -36,4 +36,26 @@ describe('mqemitter emit queue', () => {
     expect(calledBack.every((count) => count === 1)).toBe(true)
     expect(mq.length).toBe(0)
   })
+
+  test('a backlog whose deliveries finish synchronously does not grow the stack', async () => {
+    // Each slot released ran the next queued emit inside the call that released it; when those
+    // deliveries finished synchronously (a client already gone, no listener) the stack grew by a
+    // few frames per queued message and the broker died with "Maximum call stack size exceeded".
+    const mq = MQEmitter({ concurrency: 1 })
+    let first: (() => void) | undefined
+    let delivered = 0
+    mq.on('t', (_message, done) => {
+      delivered++
+      if (first === undefined) first = done // holds the only slot while the backlog builds
+      else done()
+    })
+    const total = 200_000
+    let calledBack = 0
+    for (let n = 0; n < total; n++) mq.emit({ topic: 't', n }, () => void calledBack++)
+    expect(mq.length).toBe(total - 1)
+    first!()
+    expect(delivered).toBe(total)
+    expect(calledBack).toBe(total)
+    expect(mq.length).toBe(0)
+  })
 })
