@@ -30,8 +30,10 @@ export function logBrokerEvents(broker: Aedes, logger: Logger): void {
     if (logger.isLevelEnabled('info')) logger.info(describe(client), 'keep-alive timeout')
   })
   broker.on('clientError', (client, err) => {
-    // a refused PUBLISH is per message (and counted in the metrics): debug, not warn
-    const level = err instanceof PublishRefusedError ? 'debug' : 'warn'
+    // A refused PUBLISH is per message (and counted in the metrics). So is a write to a
+    // connection that already closed: aedes reports one for every delivery that was on its way
+    // (a hundred and more when a subscriber drops under load), and the close itself is logged.
+    const level = err instanceof PublishRefusedError || isWriteAfterClose(err) ? 'debug' : 'warn'
     logger[level]({ ...describe(client), err: err.message }, 'client error')
   })
   broker.on('connectionError', (client, err) => {
@@ -39,4 +41,9 @@ export function logBrokerEvents(broker: Aedes, logger: Logger): void {
   })
   // Without a listener, an 'error' event would end the process.
   ;(broker as EventEmitter).on('error', (err: Error) => logger.error({ err }, 'broker error'))
+}
+
+/** aedes's error for a packet written after the client's connection closed (lib/write.js). */
+function isWriteAfterClose(err: Error): boolean {
+  return err.message === 'connection closed'
 }
