@@ -180,7 +180,7 @@ export function brokerMetricDefinitions(sources: MetricSources): MetricDefinitio
       name: 'mqlite_message_latency_seconds',
       type: 'histogram',
       labelNames: [],
-      help: 'Time from a PUBLISH arriving to its copy being handed to a subscriber\'s connection, live deliveries (not the offline queue).',
+      help: 'Time from a PUBLISH arriving to its copy going out to a subscriber\'s connection (at the write of its event-loop turn), live deliveries (not the offline queue).',
       read: () => histogramSamples('mqlite_message_latency_seconds', stats.latency),
     },
     {

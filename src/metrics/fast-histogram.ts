@@ -11,6 +11,8 @@ export interface FastHistogram {
   readonly sum: number
   readonly count: number
   observe(value: number): void
+  /** `count` observations of the same value */
+  observeMany(value: number, count: number): void
 }
 
 export function createFastHistogram(bounds: readonly number[]): FastHistogram {
@@ -24,6 +26,19 @@ export function createFastHistogram(bounds: readonly number[]): FastHistogram {
   const totals = new Float64Array(2)
   const n = upper.length
   let lastIndex = 0
+  const bucketOf = (value: number): number => {
+    let i = lastIndex
+    // Values come in runs: the copies of one message to many subscribers have the same, and
+    // consecutive messages mostly land in the bucket of the one before. That bucket is tried
+    // first; only a value outside it is searched for.
+    if (!(i < n && value <= upper[i]! && (i === 0 || value > upper[i - 1]!))) {
+      // A linear scan: the bucket lists are short and most values land in the first few.
+      i = 0
+      while (i < n && value > upper[i]!) i++
+      lastIndex = i
+    }
+    return i
+  }
   return {
     bounds,
     counts,
@@ -34,19 +49,14 @@ export function createFastHistogram(bounds: readonly number[]): FastHistogram {
       return totals[1]!
     },
     observe(value: number): void {
-      let i = lastIndex
-      // Values come in runs: the copies of one message to many subscribers have the same, and
-      // consecutive messages mostly land in the bucket of the one before. That bucket is tried
-      // first; only a value outside it is searched for.
-      if (!(i < n && value <= upper[i]! && (i === 0 || value > upper[i - 1]!))) {
-        // A linear scan: the bucket lists are short and most values land in the first few.
-        i = 0
-        while (i < n && value > upper[i]!) i++
-        lastIndex = i
-      }
-      counts[i]!++
+      counts[bucketOf(value)]!++
       totals[0]! += value
       totals[1]!++
+    },
+    observeMany(value: number, count: number): void {
+      counts[bucketOf(value)]! += count
+      totals[0]! += value * count
+      totals[1]! += count
     },
   }
 }

@@ -7,13 +7,16 @@ import { tapInbound, type WirePacket } from '../broker/packet-taps.js'
 import { connectionInfo } from '../broker/connection-info.js'
 import { CONNECT_RESULTS, connectResult, type BrokerStats, type CountingSocket } from './broker-stats.js'
 import { createPublishTracker } from './publish-tracker.js'
+import { createLatencyBatch } from './latency-batch.js'
 import { brokerInternals, clientInternals } from '../broker/aedes-internals.js'
 
 // Where each number comes from, in aedes 2.0.0-beta.1 (see docs/metrics.md for the meanings):
 // - received: the connection's MQTT parser, before aedes looks at the packet; the latency
 //   clock starts at the socket read that brought it;
-// - sent, latency: `authorizeForward`, the last synchronous step before aedes writes a PUBLISH
-//   (after the delivery planner chose the QoS and the outbound window let it go);
+// - sent: `authorizeForward`, the last synchronous step before aedes writes a PUBLISH (after
+//   the delivery planner chose the QoS and the outbound window let it go);
+// - latency: from that socket read to the check phase of the turn in which `authorizeForward`
+//   let the copy go, when aedes writes the turn's packets (see latency-batch.ts);
 // - no_subscribers: aedes's publish(), from the topic's live listeners (broker.subscribe) in
 //   mqemitter and, when there are none, from the offline queues aedes offered it to;
 // - expired, not_authorized on the queue drain: `authorizeForward` again (aedes decides those
@@ -166,15 +169,7 @@ export function instrumentBroker(broker: Aedes, stats: BrokerStats): void {
   // at; the reconnect queue drain reaches here with aedes's QoSPacket (the only caller that has
   // `writeCallback` set already), which aedes then drops if it expired or the session restarted.
   const authorizeForward = broker.authorizeForward
-  // The copies of one message go out one after another in the same turn: the first one's age
-  // serves its fan-out (one clock read per message, not per subscriber).
-  let agedCounter = -1
-  let agedSeconds = -1
-  const ageOf = (counter: number): number => {
-    agedCounter = counter
-    const ageMs = tracker.ageMs(counter, performance.now())
-    return ageMs >= 0 ? ageMs / 1000 : -1
-  }
+  const latencies = createLatencyBatch(latency, () => performance.now())
   const countDrained = (client: Client, p: TrackedPacket, out: TrackedPacket | null | undefined): TrackedPacket | null | undefined => {
     const c = clientInternals(client)
     if (c.clean || c._cleanStart === true) return out // the old session's queue is discarded
@@ -195,8 +190,8 @@ export function instrumentBroker(broker: Aedes, stats: BrokerStats): void {
     }
     sent[out.qos]!++
     if (p.brokerId !== brokerId) return out
-    if (p.brokerCounter !== agedCounter) agedSeconds = ageOf(p.brokerCounter)
-    if (agedSeconds >= 0) latency.observe(agedSeconds)
+    const receivedAt = tracker.receivedAt(p.brokerCounter)
+    if (receivedAt >= 0) latencies.add(receivedAt)
     return out
   }
 

@@ -19,8 +19,8 @@ export interface PublishTracker {
   markMatched(seq: number): void
   /** Did any subscription match it? Undefined once the slot was reused. */
   matched(seq: number): boolean | undefined
-  /** Milliseconds since it arrived, or -1 when it is not (or no longer) tracked. */
-  ageMs(seq: number, now: number): number
+  /** When it arrived (performance.now() ms), or -1 when it is not (or no longer) tracked. */
+  receivedAt(seq: number): number
 }
 
 export function createPublishTracker(): PublishTracker {
@@ -42,9 +42,9 @@ export function createPublishTracker(): PublishTracker {
       const i = seq & MASK
       return seqs[i] === seq ? hits[i] === 1 : undefined
     },
-    ageMs(seq, now) {
+    receivedAt(seq) {
       const i = seq & MASK
-      return seqs[i] === seq ? now - times[i]! : -1
+      return seqs[i] === seq ? times[i]! : -1
     },
   }
 }

@@ -6,6 +6,7 @@ import { connectResult, createBrokerStats } from '../../src/metrics/broker-stats
 import { histogramSamples } from '../../src/metrics/collected-metric.js'
 import { createFastHistogram } from '../../src/metrics/fast-histogram.js'
 import { RING_SIZE, createPublishTracker } from '../../src/metrics/publish-tracker.js'
+import { createLatencyBatch } from '../../src/metrics/latency-batch.js'
 
 describe('fast histogram', () => {
   it('puts a value equal to a bound in that bucket (le), larger ones in +Inf, and exports cumulative buckets', () => {
@@ -44,6 +45,17 @@ describe('fast histogram', () => {
     expect(h.count).toBe(4 * candidates.length ** 2)
   })
 
+  it('observes a value many times at once as it would one by one', () => {
+    const once = createFastHistogram([1, 5, 10])
+    const many = createFastHistogram([1, 5, 10])
+    for (const [v, count] of [[3, 4], [0.5, 1], [11, 2], [3, 3]] as const) {
+      many.observeMany(v, count)
+      for (let i = 0; i < count; i++) once.observe(v)
+    }
+    expect([...many.counts]).toEqual([...once.counts])
+    expect([many.sum, many.count]).toEqual([once.sum, once.count])
+  })
+
   it('refuses bounds that do not ascend', () => {
     expect(() => createFastHistogram([1, 1])).toThrow(/ascend/)
   })
@@ -54,13 +66,13 @@ describe('publish tracker', () => {
     const t = createPublishTracker()
     t.record(7, 100)
     expect(t.matched(7)).toBe(false)
-    expect(t.ageMs(7, 150)).toBe(50)
+    expect(t.receivedAt(7)).toBe(100)
     t.markMatched(7)
     expect(t.matched(7)).toBe(true)
     // a later publish in the same slot
     t.record(7 + RING_SIZE, 200)
     expect(t.matched(7)).toBeUndefined()
-    expect(t.ageMs(7, 250)).toBe(-1)
+    expect(t.receivedAt(7)).toBe(-1)
     // marking a forgotten publish does not touch the new one
     t.markMatched(7)
     expect(t.matched(7 + RING_SIZE)).toBe(false)
@@ -69,7 +81,53 @@ describe('publish tracker', () => {
   it('knows nothing of a counter it never recorded', () => {
     const t = createPublishTracker()
     expect(t.matched(1)).toBeUndefined()
-    expect(t.ageMs(1, 1)).toBe(-1)
+    expect(t.receivedAt(1)).toBe(-1)
+  })
+})
+
+describe('latency batch', () => {
+  it('observes each copy from its arrival to the clock reading at the flush', () => {
+    const h = createFastHistogram([0.001, 0.01, 0.1])
+    let clock = 0
+    const batch = createLatencyBatch(h, () => clock)
+    // two reads' worth of copies (a run each), then a fan-out copy of the first read again
+    for (const arrivedAt of [100, 100, 100, 104, 104, 100]) batch.add(arrivedAt)
+    expect(h.count).toBe(0)
+    clock = 105 // ms
+    batch.flush()
+    // 5 ms for the four copies that arrived at 100, 1 ms for the two that arrived at 104
+    expect([...h.counts]).toEqual([2, 4, 0, 0])
+    expect(h.count).toBe(6)
+    expect(h.sum).toBeCloseTo(4 * 0.005 + 2 * 0.001, 12)
+    batch.flush()
+    expect(h.count).toBe(6)
+  })
+
+  it('flushes by itself once the turn is over', async () => {
+    const h = createFastHistogram([1])
+    const batch = createLatencyBatch(h, () => 50)
+    batch.add(10)
+    batch.add(20)
+    expect(h.count).toBe(0)
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(h.count).toBe(2)
+    expect(h.sum).toBeCloseTo(0.04 + 0.03, 12)
+  })
+
+  it('observes early, at the time of the overflow, when a turn brings more distinct arrivals than it holds', () => {
+    const h = createFastHistogram([1])
+    let clock = 0
+    const batch = createLatencyBatch(h, () => clock, 2)
+    batch.add(1)
+    batch.add(2)
+    clock = 3
+    batch.add(3) // no room: the first two are observed now
+    expect(h.count).toBe(2)
+    expect(h.sum).toBeCloseTo(0.002 + 0.001, 12)
+    clock = 5
+    batch.flush()
+    expect(h.count).toBe(3)
+    expect(h.sum).toBeCloseTo(0.002 + 0.001 + 0.002, 12)
   })
 })
 
