@@ -24,7 +24,7 @@ interface InstructionScenario {
   unit: 'message' | 'delivery'
   units: 'messages' | 'deliveries'
   /** sends `units` units' worth of traffic to the broker on `port` and waits for all of it */
-  run(port: number, units: number): Promise<void>
+  run(port: number, units: number, publishers: number): Promise<void>
 }
 
 /** `session`: the subscriber keeps a persistent session, so every copy is stored for it first. */
@@ -32,12 +32,12 @@ function fanIn(qos: QoS, session = false): InstructionScenario {
   return {
     unit: 'message',
     units: 'messages',
-    async run(port, units) {
+    async run(port, units, publishers) {
       const sub = await connectRaw(port, `instructions-sub-${qos}${session ? '-session' : ''}`, { clean: !session })
-      const pubs = await Promise.all(Array.from({ length: 10 }, (_, i) => connectRaw(port, `instructions-pub-${qos}-${i}`)))
+      const pubs = await Promise.all(Array.from({ length: publishers }, (_, i) => connectRaw(port, `instructions-pub-${qos}-${i}`)))
       try {
         await sub.subscribe('bench/fanin/#', qos)
-        await Promise.all(pubs.map((p, i) => p.flood(`bench/fanin/${i}`, PAYLOAD_64, qos, units / 10, 1000)))
+        await Promise.all(pubs.map((p, i) => p.flood(`bench/fanin/${i}`, PAYLOAD_64, qos, units / publishers, 1000)))
         const { received } = await awaitReceived([sub], units, 30_000)
         if (received < units) throw new Error(`received ${received} of ${units}`)
       } finally {
@@ -84,7 +84,7 @@ function target(name: (typeof BROKERS)[number], repoRoot: string, options: Launc
 }
 
 /** The broker's total instructions for one run of `units`, from a fresh process under callgrind. */
-async function instructions(name: (typeof BROKERS)[number], scenario: InstructionScenario, units: number, repoRoot: string): Promise<number> {
+async function instructions(name: (typeof BROKERS)[number], scenario: InstructionScenario, units: number, publishers: number, repoRoot: string): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'mqlite-callgrind-'))
   const out = join(dir, 'callgrind.out')
   // Mosquitto started as root runs as its own user by the time callgrind writes the file that
@@ -100,7 +100,7 @@ async function instructions(name: (typeof BROKERS)[number], scenario: Instructio
       stopTimeoutMs: 120_000,
     }).start()
     try {
-      await scenario.run(broker.port, units)
+      await scenario.run(broker.port, units, publishers)
     } finally {
       await broker.stop()
     }
@@ -117,17 +117,21 @@ const program = new Command('mqlite-bench-instructions')
   .option('--scenario <name>', `one of: ${Object.keys(SCENARIOS).join(', ')}`, 'fanin-qos0')
   .option('--units <n>', 'messages (fan-in) or deliveries (fan-out) of the longer run; the shorter runs half', positiveInteger, 400_000)
   .option('--brokers <names>', `comma-separated subset of: ${BROKERS.join(', ')}`, BROKERS.join(','))
+  // One publisher's socket is always full under callgrind, so every read brings the same bytes:
+  // runs of one build then repeat to about 0.1%. Ten interleave differently from run to run.
+  .option('--publishers <n>', 'raw publishers of the fan-in scenarios (the bench uses 10; 1 makes runs repeat closely)', positiveInteger, 10)
 
 async function main(): Promise<number> {
   program.parse(process.argv)
-  const flags = program.opts<{ scenario: string; units: number; brokers: string }>()
+  const flags = program.opts<{ scenario: string; units: number; brokers: string; publishers: number }>()
   const scenario = SCENARIOS[flags.scenario]
   if (!scenario) {
     process.stderr.write(`unknown scenario ${flags.scenario}; known: ${Object.keys(SCENARIOS).join(', ')}\n`)
     return 2
   }
-  if (flags.units % (2 * SUBSCRIBERS) !== 0) {
-    process.stderr.write(`--units must be a multiple of ${2 * SUBSCRIBERS}\n`)
+  const multiple = 2 * SUBSCRIBERS * flags.publishers
+  if (flags.units % multiple !== 0) {
+    process.stderr.write(`--units must be a multiple of ${multiple}\n`)
     return 2
   }
   if (!commandExists('valgrind')) {
@@ -144,8 +148,8 @@ async function main(): Promise<number> {
   const half = flags.units / 2
   const counted = new Map<string, { perUnit: number; long: number }>()
   for (const name of names as Array<(typeof BROKERS)[number]>) {
-    const short = await instructions(name, scenario, half, repoRoot)
-    const long = await instructions(name, scenario, flags.units, repoRoot)
+    const short = await instructions(name, scenario, half, flags.publishers, repoRoot)
+    const long = await instructions(name, scenario, flags.units, flags.publishers, repoRoot)
     const value = (long - short) / (flags.units - half)
     counted.set(name, { perUnit: value, long })
     // start-up varies by a few hundred million instructions between runs
