@@ -61,6 +61,17 @@ describe('cacheTopicMatches', () => {
     expect(counted.lookups).toBe(2)
   })
 
+  it('does not answer the topic asked last from before a change', () => {
+    const counted = countedTrie('s/+')
+    expect(counted.matcher.match('s/1')).toEqual(['L'])
+    counted.matcher.remove('s/+', 'L')
+    expect(counted.matcher.match('s/1')).toEqual([])
+    counted.matcher.add('s/#', 'M')
+    expect(counted.matcher.match('s/1')).toEqual(['M'])
+    counted.matcher.clear()
+    expect(counted.matcher.match('s/1')).toEqual([])
+  })
+
   it('starts over when it holds the most topics it may', () => {
     const counted = countedTrie('#', 2)
     counted.matcher.match('t/1')
