@@ -11,7 +11,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Command } from 'commander'
+import { Command, InvalidArgumentError } from 'commander'
 import { positiveInteger } from './cli-options.js'
 import { commandExists, mosquittoTarget, mqliteTarget, type BrokerTarget, type LaunchOptions } from './brokers.js'
 import { awaitReceived, connectRaw } from './raw-mqtt.js'
@@ -76,15 +76,16 @@ const SCENARIOS: Record<string, InstructionScenario> = {
 
 const BROKERS = ['mosquitto', 'mqlite-memory', 'mqlite-memory+metrics', 'mqlite-sqlite'] as const
 
-function target(name: (typeof BROKERS)[number], repoRoot: string, options: LaunchOptions): BrokerTarget {
+function target(name: (typeof BROKERS)[number], repoRoot: string, seed: number | undefined, options: LaunchOptions): BrokerTarget {
   if (name === 'mosquitto') return mosquittoTarget(false, options)
   // --predictable: V8 compiles and collects garbage on the main thread, at points that depend on
   // the program alone, not on thread timing: whole runs then agree within about 1%, not 4%
-  return mqliteTarget(name === 'mqlite-sqlite' ? 'sqlite' : 'memory', false, repoRoot, name === 'mqlite-memory+metrics', ['--predictable'], options)
+  const nodeFlags = seed === undefined ? ['--predictable'] : ['--predictable', `--random-seed=${seed}`]
+  return mqliteTarget(name === 'mqlite-sqlite' ? 'sqlite' : 'memory', false, repoRoot, name === 'mqlite-memory+metrics', nodeFlags, options)
 }
 
 /** The broker's total instructions for one run of `units`, from a fresh process under callgrind. */
-async function instructions(name: (typeof BROKERS)[number], scenario: InstructionScenario, units: number, publishers: number, repoRoot: string): Promise<number> {
+async function instructions(name: (typeof BROKERS)[number], scenario: InstructionScenario, units: number, publishers: number, seed: number | undefined, repoRoot: string): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'mqlite-callgrind-'))
   const out = join(dir, 'callgrind.out')
   // Mosquitto started as root runs as its own user by the time callgrind writes the file that
@@ -94,7 +95,7 @@ async function instructions(name: (typeof BROKERS)[number], scenario: Instructio
   chmodSync(out, 0o666)
   try {
     // valgrind runs a program some 50 times slower: it starts, and writes its counts at exit, slowly
-    const broker = await target(name, repoRoot, {
+    const broker = await target(name, repoRoot, seed, {
       wrapper: ['valgrind', '--tool=callgrind', `--callgrind-out-file=${out}`],
       startTimeoutMs: 300_000,
       stopTimeoutMs: 120_000,
@@ -120,10 +121,14 @@ const program = new Command('mqlite-bench-instructions')
   // One publisher's socket is always full under callgrind, so every read brings the same bytes:
   // runs of one build then repeat to about 0.1%. Ten interleave differently from run to run.
   .option('--publishers <n>', 'raw publishers of the fan-in scenarios (the bench uses 10; 1 makes runs repeat closely)', positiveInteger, 10)
+  // A build's count repeats, but another build (or --units) can land V8's optimizations at other
+  // points and move it by a few percent either way; V8's random seed moves it the same way, so
+  // the mean over a few seeds is what two builds are compared by.
+  .option('--seeds <list>', 'comma-separated V8 random seeds: each mqlite broker runs once per seed, and the figures are their means', parseSeeds)
 
 async function main(): Promise<number> {
   program.parse(process.argv)
-  const flags = program.opts<{ scenario: string; units: number; brokers: string; publishers: number }>()
+  const flags = program.opts<{ scenario: string; units: number; brokers: string; publishers: number; seeds?: number[] }>()
   const scenario = SCENARIOS[flags.scenario]
   if (!scenario) {
     process.stderr.write(`unknown scenario ${flags.scenario}; known: ${Object.keys(SCENARIOS).join(', ')}\n`)
@@ -148,13 +153,21 @@ async function main(): Promise<number> {
   const half = flags.units / 2
   const counted = new Map<string, { perUnit: number; long: number }>()
   for (const name of names as Array<(typeof BROKERS)[number]>) {
-    const short = await instructions(name, scenario, half, flags.publishers, repoRoot)
-    const long = await instructions(name, scenario, flags.units, flags.publishers, repoRoot)
-    const value = (long - short) / (flags.units - half)
-    counted.set(name, { perUnit: value, long })
-    // start-up varies by a few hundred million instructions between runs
-    if (long - short < short / 5) process.stderr.write(`${name}: the extra ${half} ${scenario.units} are not much more than start-up; raise --units for a figure that means something\n`)
-    process.stderr.write(`${name}: ${short} instructions for ${half} ${scenario.units}, ${long} for ${flags.units}: ${Math.round(value)} per ${scenario.unit}\n`)
+    const seeds = name === 'mosquitto' || flags.seeds === undefined ? [undefined] : flags.seeds
+    const perUnits: number[] = []
+    const longs: number[] = []
+    for (const seed of seeds) {
+      const short = await instructions(name, scenario, half, flags.publishers, seed, repoRoot)
+      const long = await instructions(name, scenario, flags.units, flags.publishers, seed, repoRoot)
+      const value = (long - short) / (flags.units - half)
+      perUnits.push(value)
+      longs.push(long)
+      // start-up varies by a few hundred million instructions between runs
+      if (long - short < short / 5) process.stderr.write(`${name}: the extra ${half} ${scenario.units} are not much more than start-up; raise --units for a figure that means something\n`)
+      const seeded = seed === undefined ? '' : ` (seed ${seed})`
+      process.stderr.write(`${name}${seeded}: ${short} instructions for ${half} ${scenario.units}, ${long} for ${flags.units}: ${Math.round(value)} per ${scenario.unit}\n`)
+    }
+    counted.set(name, { perUnit: mean(perUnits), long: mean(longs) })
   }
   // Against mqlite-memory (what metrics or a store add), not Mosquitto: Mosquitto spends its time
   // in system calls, whose kernel side no instruction count here includes.
@@ -163,12 +176,25 @@ async function main(): Promise<number> {
   const reference = counted.get('mqlite-memory')
   const against = (name: string, value: number, of: number | undefined): string =>
     of !== undefined && name.startsWith('mqlite-') && name !== 'mqlite-memory' ? ` (${(value / of).toFixed(3)}x mqlite-memory)` : ''
-  process.stdout.write(`\n${flags.scenario}: broker instructions per ${scenario.unit} (callgrind; the difference of runs of ${half} and ${flags.units} ${scenario.units}), and in the whole run of ${flags.units}\n`)
+  const over = flags.seeds === undefined ? '' : `; mqlite: means over V8 seeds ${flags.seeds.join(', ')}`
+  process.stdout.write(`\n${flags.scenario}: broker instructions per ${scenario.unit} (callgrind; the difference of runs of ${half} and ${flags.units} ${scenario.units}), and in the whole run of ${flags.units}${over}\n`)
   for (const [name, { perUnit, long }] of counted) {
     const unit = `${Math.round(perUnit).toLocaleString('en-US').padStart(9)}${against(name, perUnit, reference?.perUnit)}`
     process.stdout.write(`  ${name.padEnd(22)} ${unit.padEnd(37)} whole run ${(long / 1e9).toFixed(2)} billion${against(name, long, reference?.long)}\n`)
   }
   return 0
+}
+
+function mean(values: readonly number[]): number {
+  return values.reduce((sum, v) => sum + v, 0) / values.length
+}
+
+function parseSeeds(text: string): number[] {
+  const seeds = text.split(',').map((s) => Number(s.trim()))
+  if (seeds.length === 0 || seeds.some((seed) => !Number.isInteger(seed) || seed === 0)) {
+    throw new InvalidArgumentError('expected comma-separated non-zero integers, e.g. 1,2,3')
+  }
+  return seeds
 }
 
 main().then(
