@@ -191,7 +191,7 @@ function mean(values: readonly number[]): number {
 
 function parseSeeds(text: string): number[] {
   const seeds = text.split(',').map((s) => Number(s.trim()))
-  if (seeds.length === 0 || seeds.some((seed) => !Number.isInteger(seed) || seed === 0)) {
+  if (seeds.some((seed) => !Number.isInteger(seed) || seed === 0)) {
     throw new InvalidArgumentError('expected comma-separated non-zero integers, e.g. 1,2,3')
   }
   return seeds

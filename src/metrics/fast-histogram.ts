@@ -1,7 +1,7 @@
 /**
  * A fixed-bucket histogram that costs a few array writes per observation. prom-client's own
  * `observe()` hashes the label set and allocates on every call, which is too much for a value
- * recorded once per delivered message; this one is read by the registry only when scraped.
+ * recorded for every delivered message; this one is read by the registry only when scraped.
  */
 export interface FastHistogram {
   /** upper bounds, ascending; the +Inf bucket is implicit */

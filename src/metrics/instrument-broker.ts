@@ -50,8 +50,9 @@ interface BrokerInternals {
 }
 
 /**
- * Feeds `stats` from a running aedes broker. Everything per message is a typed-array increment,
- * a performance.now() and a couple of property writes; the rest happens once per connection.
+ * Feeds `stats` from a running aedes broker. Everything per message is a few typed-array writes
+ * and a couple of property writes; the clock is read once per socket read that brings PUBLISH
+ * packets and once per event-loop turn that delivers some; the rest happens once per connection.
  * Call it once, right after the broker is created and before any listener accepts.
  */
 export function instrumentBroker(broker: Aedes, stats: BrokerStats): void {

@@ -15,7 +15,8 @@ export interface LatencyBatch {
   flush(): void
 }
 
-export const LATENCY_BATCH_RUNS = 1024
+/** distinct arrival times kept per turn; more are observed early */
+const LATENCY_BATCH_RUNS = 1024
 
 export function createLatencyBatch(histogram: FastHistogram, now: () => number, capacity = LATENCY_BATCH_RUNS): LatencyBatch {
   const arrivals = new Float64Array(capacity)
