@@ -35,28 +35,28 @@ const QUEUED_PUBLISH = 0x01
 const RETAIN = 0x04
 const DUP = 0x08
 const EXPIRY = 0x10
-const MESSAGE_ID = 0x20
-const PUBLISH_KEYS = ['cmd', 'brokerId', 'brokerCounter', 'topic', 'payload', 'qos', 'retain', 'dup']
+// 0x20 was set by earlier releases, whose Packets had a messageId field only at QoS > 0 (and the
+// four optional fields only when defined); every Packet has them all now, so it is not read.
+
+/** The fields of an aedes-packet Packet, in the order its constructor assigns them (all of them, always). */
+const PACKET_KEYS = ['clientId', 'nl', 'properties', 'messageExpiry', 'cmd', 'brokerId', 'brokerCounter', 'topic', 'payload', 'qos', 'retain', 'dup', 'messageId']
 
 function encodeQueuedPublish(value: object): Buffer | undefined {
   const keys = Object.keys(value)
-  const p = value as Record<string, unknown>
-  const expiry = keys[0] === 'messageExpiry'
-  const first = expiry ? 1 : 0
-  const withMessageId = keys.length === first + PUBLISH_KEYS.length + 1
-  if (!withMessageId && keys.length !== first + PUBLISH_KEYS.length) return undefined
-  for (let i = 0; i < PUBLISH_KEYS.length; i++) if (keys[first + i] !== PUBLISH_KEYS[i]) return undefined
-  if (withMessageId && (keys[keys.length - 1] !== 'messageId' || p.messageId !== undefined)) return undefined
-  const { cmd, brokerId, brokerCounter, topic, payload, qos, retain, dup, messageExpiry } = p
+  if (keys.length !== PACKET_KEYS.length) return undefined
+  for (let i = 0; i < PACKET_KEYS.length; i++) if (keys[i] !== PACKET_KEYS[i]) return undefined
+  const { clientId, nl, properties, messageExpiry, cmd, brokerId, brokerCounter, topic, payload, qos, retain, dup, messageId } = value as Record<string, unknown>
+  if (clientId !== undefined || nl !== undefined || properties !== undefined || messageId !== undefined) return undefined
   if (cmd !== 'publish' || typeof brokerId !== 'string' || typeof brokerCounter !== 'number' || typeof topic !== 'string') return undefined
   if (!Buffer.isBuffer(payload) || (qos !== 0 && qos !== 1 && qos !== 2) || typeof retain !== 'boolean' || typeof dup !== 'boolean') return undefined
+  const expiry = messageExpiry !== undefined
   if (expiry && typeof messageExpiry !== 'number') return undefined
   const idBytes = Buffer.byteLength(brokerId)
   const topicBytes = Buffer.byteLength(topic)
   const head = 2 + 8 + (expiry ? 8 : 0)
   const blob = Buffer.allocUnsafe(head + 4 + idBytes + 4 + topicBytes + payload.length)
   blob[0] = QUEUED_PUBLISH
-  blob[1] = qos | (retain ? RETAIN : 0) | (dup ? DUP : 0) | (expiry ? EXPIRY : 0) | (withMessageId ? MESSAGE_ID : 0)
+  blob[1] = qos | (retain ? RETAIN : 0) | (dup ? DUP : 0) | (expiry ? EXPIRY : 0)
   blob.writeDoubleLE(brokerCounter, 2)
   if (expiry) blob.writeDoubleLE(messageExpiry as number, 10)
   let at = blob.writeUInt32LE(idBytes, head)
@@ -69,25 +69,26 @@ function encodeQueuedPublish(value: object): Buffer | undefined {
 
 function decodeQueuedPublish(blob: Buffer): StoredObject {
   const flags = blob[1] as number
-  const packet: StoredObject = {}
-  let at = 10
-  if (flags & EXPIRY) {
-    packet.messageExpiry = blob.readDoubleLE(10)
-    at = 18
-  }
+  const expiry = (flags & EXPIRY) !== 0
+  const at = expiry ? 18 : 10
   const idEnd = at + 4 + blob.readUInt32LE(at)
-  const brokerId = blob.toString('utf8', at + 4, idEnd)
   const topicEnd = idEnd + 4 + blob.readUInt32LE(idEnd)
-  packet.cmd = 'publish'
-  packet.brokerId = brokerId
-  packet.brokerCounter = blob.readDoubleLE(2)
-  packet.topic = blob.toString('utf8', idEnd + 4, topicEnd)
-  packet.payload = Buffer.from(blob.subarray(topicEnd))
-  packet.qos = flags & 0x03
-  packet.retain = (flags & RETAIN) !== 0
-  packet.dup = (flags & DUP) !== 0
-  if (flags & MESSAGE_ID) packet.messageId = undefined
-  return packet
+  // one literal, so every decoded packet has the same shape (a Packet's fields, in its order)
+  return {
+    clientId: undefined,
+    nl: undefined,
+    properties: undefined,
+    messageExpiry: expiry ? blob.readDoubleLE(10) : undefined,
+    cmd: 'publish',
+    brokerId: blob.toString('utf8', at + 4, idEnd),
+    brokerCounter: blob.readDoubleLE(2),
+    topic: blob.toString('utf8', idEnd + 4, topicEnd),
+    payload: Buffer.from(blob.subarray(topicEnd)),
+    qos: flags & 0x03,
+    retain: (flags & RETAIN) !== 0,
+    dup: (flags & DUP) !== 0,
+    messageId: undefined,
+  }
 }
 
 /** Payload size counted against the per-session byte limit. */

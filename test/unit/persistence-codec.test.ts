@@ -51,8 +51,23 @@ describe('packet codec', () => {
     }
   })
 
-  test('packets stored by earlier releases (v8 form) still decode', () => {
+  test('every Packet has the same fields in the same order, whatever its original had', () => {
+    const bare = new AedesPacket({ topic: 't', qos: 0 }, { id: 'b', counter: 0 })
+    const full = new AedesPacket({ topic: 't', qos: 1, clientId: 'c', nl: true, properties: {}, messageExpiry: 1 }, { id: 'b', counter: 0 })
+    expect(Object.keys(bare)).toStrictEqual(Object.keys(full))
+    expect(Object.keys(decodePacket(encodePacket(bare)))).toStrictEqual(Object.keys(bare))
+  })
+
+  test('packets stored by earlier releases still decode', () => {
     const packet = publish()
     expectSame(decodePacket(serialize(toStorable(packet))), packet)
+    // the compact form flagged a messageId field (0x20), which their QoS > 0 Packets alone had
+    const flagged = encodePacket(packet)
+    flagged[1] = (flagged[1] as number) | 0x20
+    expectSame(decodePacket(flagged), packet)
+    // their QoS 0 Packet lacked the fields left undefined: the v8 form now, read back as it was
+    const older = { cmd: 'publish', brokerId: 'b', brokerCounter: 3, topic: 't', payload: Buffer.from('x'), qos: 0, retain: false, dup: false }
+    expect(encodePacket(older)[0]).toBe(0xff)
+    expectSame(decodePacket(encodePacket(older)), older)
   })
 })
