@@ -16,29 +16,21 @@ export interface TopicMatcher {
  */
 export function cacheTopicMatches(matcher: TopicMatcher, maxTopics = MATCH_CACHE_TOPICS): void {
   const match = matcher.match.bind(matcher)
+  // the metrics hook asks about a message's topic and mqemitter then asks again (the memo's last answer)
   const memo = new TopicMemo<unknown[]>(maxTopics)
-  // The last answer, checked before the map: the metrics hook asks about a message's topic and
-  // mqemitter then asks again with the same string, and a burst from one publisher repeats the
-  // topic. A topic string fresh from the parser has no hash yet; comparing costs less.
-  let lastTopic: string | undefined
-  let lastListeners: unknown[] = []
   for (const change of ['add', 'remove', 'clear'] as const) {
     const original = matcher[change].bind(matcher) as (...args: unknown[]) => unknown
     matcher[change] = ((...args: unknown[]) => {
       memo.forget()
-      lastTopic = undefined
       return original(...args)
     }) as never
   }
   matcher.match = (topic: string): unknown[] => {
-    if (topic === lastTopic) return lastListeners
     let listeners = memo.get(topic)
     if (listeners === undefined) {
       listeners = match(topic)
       memo.set(topic, listeners)
     }
-    lastTopic = topic
-    lastListeners = listeners
     return listeners
   }
 }

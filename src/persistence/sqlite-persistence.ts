@@ -700,7 +700,10 @@ export class SqlitePersistence {
       // acknowledged within its window: nothing to write, and its publisher may have its PUBACK
       this.#queues.remove(client.id, held.bytes, true)
       held.listener.stored(null)
-      return { ...held.packet, messageId: p.messageId } as StoredObject
+      // the store's own copy (made in #enqueue) is handed over as it is: no clone per acknowledgement
+      const acknowledged = held.packet as PacketLike
+      acknowledged.messageId = p.messageId
+      return acknowledged as StoredObject
     }
     // aedes clears a copy it does not deliver (No Local) by its broker counter
     const unsent = typeof p.messageId !== 'number' && typeof p.brokerCounter === 'number' && p.brokerId === this.#broker?.id
@@ -710,7 +713,7 @@ export class SqlitePersistence {
       this.#held.dropUnsent(unsent)
       this.#queues.remove(client.id, unsent.bytes, false)
       unsent.listener.stored(null)
-      return { ...unsent.packet } as StoredObject
+      return unsent.packet as StoredObject
     }
     const seq = typeof p.messageId === 'number' ? this.#hints.takeInFlight(session, p.messageId) : undefined
     return this.#write(

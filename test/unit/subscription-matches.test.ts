@@ -80,6 +80,20 @@ describe('TopicMemo', () => {
     expect(memo.get('t')).toBe('new')
   })
 
+  it('does not answer the topic asked last once forgotten, nor from a stale set', () => {
+    const memo = new TopicMemo<string>()
+    memo.set('t', 'first')
+    expect(memo.get('t')).toBe('first')
+    memo.forget()
+    expect(memo.get('t')).toBeUndefined()
+    const generation = memo.generation
+    memo.set('u', 'now')
+    memo.forget()
+    memo.set('t', 'stale', generation)
+    expect(memo.get('t')).toBeUndefined()
+    expect(memo.get('u')).toBeUndefined()
+  })
+
   it('starts over when full', () => {
     const memo = new TopicMemo<number>(2)
     memo.set('a', 1)
