@@ -17,8 +17,9 @@ import { brokerInternals, clientInternals } from '../broker/aedes-internals.js'
 //   the delivery planner chose the QoS and the outbound window let it go);
 // - latency: from that socket read to the check phase of the turn in which `authorizeForward`
 //   let the copy go, when aedes writes the turn's packets (see latency-batch.ts);
-// - no_subscribers: aedes's publish(), from the topic's live listeners (broker.subscribe) in
-//   mqemitter and, when there are none, from the offline queues aedes offered it to;
+// - no_subscribers: aedes's `published` hook, after a publish succeeded: from the topic's live
+//   listeners (broker.subscribe) in mqemitter and, when there are none, from the store's
+//   subscriptions (the sessions aedes queues QoS 1/2 copies for);
 // - expired, not_authorized on the queue drain: `authorizeForward` again (aedes decides those
 //   right after it, from the same fields);
 // - too_large (inbound): the clientError/connectionError aedes emits when it refuses the frame;
@@ -39,15 +40,15 @@ interface IncomingPublish {
 type TrackedPacket = AedesPublishPacket & { writeCallback?: unknown; messageExpiry?: number }
 
 interface BrokerInternals {
-  counter: number
-  persistence: {
-    outgoingEnqueueCombi(subs: unknown[], packet: TrackedPacket): Promise<void>
-    /** the SQLite store's variant, which the patched aedes prefers (see planOfflineQueue) */
-    outgoingEnqueueCombiNotify?(subs: unknown[], packet: TrackedPacket, listener: unknown): void
-  }
-  publish(packet: IncomingPublish, client: unknown, done: unknown): void
+  persistence: { subscriptionsByTopic(topic: string): Promise<Array<{ topic: string }>> }
+  /** called by the patched aedes publish() with the incoming packet and the one it built */
+  publishCounted?: (incoming: IncomingPublish, packet: TrackedPacket) => void
+  published(packet: IncomingPublish, client: unknown, done: unknown): void
   subscribe(topic: string, deliver: Deliver, done: unknown): void
 }
+
+const startsWithWildcard = (filter: string): boolean => filter.charCodeAt(0) === 43 /* + */ || filter.charCodeAt(0) === 35 /* # */
+const noop = (): void => {}
 
 /**
  * Feeds `stats` from a running aedes broker. Everything per message is a few typed-array writes
@@ -113,7 +114,7 @@ export function instrumentBroker(broker: Aedes, stats: BrokerStats): void {
   const wildcardListeners = new WeakSet<Deliver>()
   const subscribe = internals.subscribe
   internals.subscribe = function (this: BrokerInternals, topic, deliver, done) {
-    if (topic.charCodeAt(0) === 43 /* + */ || topic.charCodeAt(0) === 35 /* # */) wildcardListeners.add(deliver)
+    if (startsWithWildcard(topic)) wildcardListeners.add(deliver)
     subscribe.call(this, topic, deliver, done)
   }
   const matcher = brokerInternals(broker).mq._matcher
@@ -130,40 +131,33 @@ export function instrumentBroker(broker: Aedes, stats: BrokerStats): void {
     listener.attempts[CONNECT_RESULTS.indexOf(connectResult(code))]!++
   })
 
-  // The broker counter aedes will give this publish is the next one: aedes's publish() builds
-  // its packet (`++broker.counter`) before anything else can. Recorded before the call, because
-  // live deliveries start inside it.
-  // No subscriber: decided here from the live listeners (the matcher's answer is cached, and
-  // aedes's own emit reuses it); only when there is none is the outcome of the offline queues
-  // awaited, so the common case adds no callback. A retained message is kept for future
-  // subscribers, so it is not a drop; the broker's own publishes ($SYS, wills) are not counted.
-  const publish = internals.publish
-  internals.publish = function (this: BrokerInternals, packet, client, done) {
-    const receivedAt = packet.mqliteReceivedAt
-    if (receivedAt === undefined || typeof client === 'function') return publish.call(this, packet, client, done)
-    const seq = this.counter + 1
-    tracker.record(seq, receivedAt)
-    if (packet.retain === true || liveSubscriber(packet.topic)) return publish.call(this, packet, client, done)
-    const finish = done as ((err?: Error | null) => void) | undefined
-    publish.call(this, packet, client, (err?: Error | null) => {
-      if (!err && tracker.matched(seq) === false) stats.drop('no_subscribers')
-      finish?.(err)
-    })
+  // Each client PUBLISH as aedes builds its packet (a hook of the aedes patch, not a wrapper
+  // around publish(): a wrapper took V8's inlining budget of the whole publish path, and what was
+  // no longer inlined allocated per message): its broker counter, which every copy carries, is
+  // recorded with its arrival time. The broker's own publishes ($SYS, wills) have no arrival time.
+  internals.publishCounted = (incoming, packet) => {
+    const receivedAt = incoming.mqliteReceivedAt
+    if (receivedAt !== undefined) tracker.record(packet.brokerCounter, receivedAt)
   }
 
-  // Offline sessions matched count as subscribers too.
-  const persistence = internals.persistence
-  const enqueue = persistence.outgoingEnqueueCombi.bind(persistence)
-  persistence.outgoingEnqueueCombi = (subs, packet) => {
-    if (subs.length > 0 && packet.brokerId === brokerId) tracker.markMatched(packet.brokerCounter)
-    return enqueue(subs, packet)
+  // No subscriber: decided once aedes has published the message (it calls `published` only then,
+  // after the offline queues took their copies), from the live listeners, whose answer the
+  // matcher caches. Only a message no live subscription took is looked up in the store: aedes
+  // queues QoS 1/2 messages for the sessions there, never QoS 0 ones. A retained message is kept
+  // for future subscribers, so it is not a drop.
+  const store = internals.persistence
+  const countIfNotQueued = (topic: string): void => {
+    store.subscriptionsByTopic(topic).then((subs) => {
+      const dollar = topic.charCodeAt(0) === 36 /* $ */
+      if (!subs.some((sub) => !dollar || !startsWithWildcard(sub.topic))) stats.drop('no_subscribers')
+    }, noop)
   }
-  const notify = persistence.outgoingEnqueueCombiNotify?.bind(persistence)
-  if (notify !== undefined) {
-    persistence.outgoingEnqueueCombiNotify = (subs, packet, listener) => {
-      if (subs.length > 0 && packet.brokerId === brokerId) tracker.markMatched(packet.brokerCounter)
-      notify(subs, packet, listener)
-    }
+  const published = internals.published
+  internals.published = function (this: BrokerInternals, packet, client, done) {
+    published.call(this, packet, client, done)
+    if (packet.mqliteReceivedAt === undefined || packet.retain === true || liveSubscriber(packet.topic)) return
+    if ((packet.qos ?? 0) === 0) stats.drop('no_subscribers')
+    else countIfNotQueued(packet.topic)
   }
 
   // PUBLISH out. Live deliveries reach here once per subscriber with the QoS they will be sent
