@@ -23,17 +23,23 @@ type ParserHandler = (this: EventEmitter, packet: WirePacket) => void
 /** aedes's parser as the dispatcher sees it: aedes sets `client` on it. */
 interface TappedParser extends EventEmitter {
   client: Client
+  /** the patched mqtt-packet calls it for each parsed packet instead of emitting 'packet' */
+  onPacket: ((this: TappedParser, packet: WirePacket) => void) | undefined
 }
 
 // Inbound taps are per broker, not per client: an idle connection then costs no closure, array or
-// map entry here. Each client's parser gets the one shared `dispatch` listener instead of aedes's
-// own (one listener: a second would make every emit copy the listener array).
+// map entry here. Each client's parser calls the one shared `dispatch` directly instead of
+// emitting to aedes's own listener (an emit gathers its arguments into an array per packet
+// wherever V8 has not inlined it).
 const brokerTaps = new WeakMap<object, InboundTap[]>()
 /** aedes's parser listener: one module function for every client (checked as each client comes) */
 let aedesHandle: ParserHandler | undefined
 
 function dispatch(this: TappedParser, packet: WirePacket): void {
   const client = this.client
+  // aedes stops listening when it closes the client; packets parsed after that from the same
+  // read go nowhere, as they did
+  if (client.closed) return
   const taps = brokerTaps.get(clientInternals(client).broker)
   if (taps !== undefined) for (let i = 0; i < taps.length; i++) if (taps[i]!(packet, client) === true) return
   ;(aedesHandle as ParserHandler).call(this, packet)
@@ -41,15 +47,15 @@ function dispatch(this: TappedParser, packet: WirePacket): void {
 
 function hookParser(client: Client): void {
   const parser = clientInternals(client)._parser as TappedParser
+  if (parser.onPacket === dispatch) return
   const [handle] = parser.listeners('packet') as ParserHandler[]
   if (!handle) throw new Error('aedes client has no parser listener to tap')
-  if (handle === dispatch) return
   if (aedesHandle === undefined) aedesHandle = handle
   // aedes 2.0.0-beta.1 gives every client the same module-level listener; anything else is a
   // version this module was not written for
   else if (handle !== aedesHandle) throw new Error('aedes client has a parser listener other than aedes\'s own')
   parser.removeListener('packet', handle)
-  parser.on('packet', dispatch)
+  parser.onPacket = dispatch
 }
 
 /**

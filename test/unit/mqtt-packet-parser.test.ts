@@ -94,3 +94,26 @@ describe('mqtt-packet parser (patched), errors', () => {
     expect(errors).toHaveLength(1)
   })
 })
+
+describe('mqtt-packet parser (patched), direct listener', () => {
+  it('hands each packet to onPacket, with the parser as this, instead of emitting it', () => {
+    const sent = packets(4)
+    const parser = mqttPacket.parser({ protocolVersion: 4 }) as ReturnType<typeof mqttPacket.parser> & { onPacket?: (this: unknown, p: Packet) => void }
+    const direct: Packet[] = []
+    const emitted: Packet[] = []
+    const receivers = new Set<unknown>()
+    parser.on('packet', (p: Packet) => emitted.push(p))
+    parser.onPacket = function (this: unknown, p: Packet) {
+      receivers.add(this)
+      direct.push(p)
+    }
+    parser.parse(Buffer.concat(sent.map((p) => mqttPacket.generate(p, { protocolVersion: 4 }))))
+    expectSame(direct, sent)
+    expect(emitted).toEqual([])
+    expect([...receivers]).toEqual([parser])
+    // without it, the event again
+    parser.onPacket = undefined
+    parser.parse(mqttPacket.generate({ cmd: 'pingreq' }))
+    expect(emitted.map((p) => p.cmd)).toEqual(['pingreq'])
+  })
+})
