@@ -37,9 +37,10 @@ let aedesHandle: ParserHandler | undefined
 
 function dispatch(this: TappedParser, packet: WirePacket): void {
   const client = this.client
-  // aedes stops listening when it closes the client; packets parsed after that from the same
-  // read go nowhere, as they did
-  if (client.closed) return
+  // Packets parsed from the same read after the connection was ended go nowhere: aedes stops
+  // listening only when it closes the client, which follows its socket's destruction (at a
+  // DISCONNECT, after which a client may send nothing [MQTT-3.14.4-2]) a turn later
+  if (client.closed || client.conn.destroyed) return
   const taps = brokerTaps.get(clientInternals(client).broker)
   if (taps !== undefined) for (let i = 0; i < taps.length; i++) if (taps[i]!(packet, client) === true) return
   ;(aedesHandle as ParserHandler).call(this, packet)

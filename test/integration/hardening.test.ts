@@ -83,6 +83,25 @@ describe.each(storeConfigs())('hardening on the $name store', ({ store }) => {
     await assertServing()
   })
 
+  it('discards what follows a DISCONNECT in the same segment', async () => {
+    const watcher = await pool.connect(running.url)
+    const inbox = collectMessages(watcher)
+    await watcher.subscribeAsync('after/disconnect', { qos: 0 })
+    const client = await raw()
+    client.send(connectPacket('leaves-then-talks'))
+    await client.next((p) => p.cmd === 'connack')
+    // [MQTT-3.14.4-2] nothing may follow a DISCONNECT; the broker closes the connection at it
+    client.sendTogether([
+      { cmd: 'publish', topic: 'after/disconnect', payload: Buffer.from('before'), qos: 0, retain: false, dup: false },
+      { cmd: 'disconnect' },
+      { cmd: 'publish', topic: 'after/disconnect', payload: Buffer.from('after'), qos: 0, retain: false, dup: false },
+    ])
+    await client.closed
+    await inbox.waitFor(1)
+    await sleep(100)
+    expect(inbox.messages.map((m) => m.payload.toString())).toEqual(['before'])
+  })
+
   it('forgets incoming QoS 2 state when a clean session ends, so a reused packet id is a new message', async () => {
     const watcher = await pool.connect(running.url)
     const inbox = collectMessages(watcher)
