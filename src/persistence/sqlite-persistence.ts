@@ -363,6 +363,14 @@ export class SqlitePersistence {
 
   /** QoS > 0 subscriptions matching a topic: in memory, called on every QoS > 0 publish. */
   async subscriptionsByTopic(topic: string): Promise<MatchedSubscription[]> {
+    return this.subscriptionsByTopicNow(topic)
+  }
+
+  /**
+   * subscriptionsByTopic without the promise, which the patched aedes prefers: its publish then
+   * takes no promise, microtask or enqueuer object per QoS > 0 message.
+   */
+  subscriptionsByTopicNow(topic: string): MatchedSubscription[] {
     this.#statements()
     return this.#index.match(topic)
   }

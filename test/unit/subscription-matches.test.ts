@@ -102,3 +102,18 @@ describe('TopicMemo', () => {
     expect([memo.get('a'), memo.get('b'), memo.get('c')]).toEqual([undefined, undefined, 3])
   })
 })
+
+describe('subscriptionsByTopicNow on the sqlite store', () => {
+  it('gives the promise-free answer the patched aedes takes, and refuses once closed', async () => {
+    const store = new SqlitePersistence(':memory:')
+    await store.setup({ id: 'b' })
+    await store.addSubscriptions({ id: 'a' }, [{ topic: 'x/+', qos: 1 }])
+    const now = store.subscriptionsByTopicNow('x/1')
+    expect(now.map((m) => `${m.clientId} ${m.topic} ${m.qos}`)).toEqual(['a x/+ 1'])
+    expect(await store.subscriptionsByTopic('x/1')).toEqual(now)
+    await store.close()
+    // aedes emits the error on the broker, as it does for a rejected subscriptionsByTopic
+    expect(() => store.subscriptionsByTopicNow('x/1')).toThrow()
+    await expect(store.subscriptionsByTopic('x/1')).rejects.toThrow()
+  })
+})
