@@ -25,6 +25,7 @@ import { PublishRefusedError } from '../errors.js'
 import { brokerInternals, clientInternals, retainedCopyBrokerId, writeDirect } from './aedes-internals.js'
 import { cacheTopicMatches } from '../mqtt/match-cache.js'
 import { createPublishEncoder } from '../mqtt/publish-encoder.js'
+import { encodeAck, useUncachedNumbers } from '../mqtt/ack-encoder.js'
 
 /** Where the broker reports a message it did not deliver to one subscriber. */
 export type DropListener = (reason: DropReason | 'queue_full') => void
@@ -89,6 +90,7 @@ export async function createAedes({
   storeAvailable = () => true,
   shareDirectory,
 }: CreateAedesOptions): Promise<BrokerCore> {
+  useUncachedNumbers()
   const reportError = (err: unknown): void => logger.error({ err }, 'store error')
   const guards = createBrokerGuards({ limits: config.limits, stats: limitStats, logger, onQoS1Done: inboundQoS1Done })
   // a subscription refused for any reason (ACL, quota) must never be persisted
@@ -180,8 +182,9 @@ export async function createAedes({
   slimClientListeners(broker)
   usePrototypeFreeMaps(broker)
   cacheTopicMatches(brokerInternals(broker).mq._matcher)
-  // read by the patched write.js: plain PUBLISH packets as one buffer each
-  brokerInternals(broker).encodeOutgoing = createPublishEncoder()
+  // read by the patched write.js: plain PUBLISH packets and acknowledgements as one buffer each
+  const encodePublishes = createPublishEncoder()
+  brokerInternals(broker).encodeOutgoing = (packet, version) => (packet.cmd === 'publish' ? encodePublishes(packet, version) : encodeAck(packet, version))
   brokerInternals(broker).retainedCopyBrokerId = retainedCopyBrokerId(broker)
   guards.attach(broker)
   const retained = await limitRetained(store as unknown as Parameters<typeof limitRetained>[0], config.limits, limitStats)
