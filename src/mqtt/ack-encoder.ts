@@ -29,7 +29,7 @@ export function encodeAck(packet: OutgoingAck, protocolVersion: number): Buffer 
   const reasonCode = packet.reasonCode
   if (protocolVersion === 5) {
     if (packet.properties !== undefined) return undefined
-    // the reason code may be left out when it is 0 [MQTT-3.4.2.1]; any other is followed by a
+    // the reason code may be left out when it is 0 (MQTT 5, 3.4.2.1); any other is followed by a
     // property length of 0 (mqtt-packet writes 0 for an undefined one)
     if (reasonCode !== 0) {
       if (reasonCode !== undefined && (!Number.isInteger(reasonCode) || reasonCode < 0 || reasonCode > 0xff)) return undefined
