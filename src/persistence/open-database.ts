@@ -16,6 +16,16 @@ export interface OpenDatabaseOptions {
 const CORRUPT_CODES = new Set(['SQLITE_NOTADB', 'SQLITE_CORRUPT'])
 
 /**
+ * Pages the write-ahead log may hold before the commit that crosses it checkpoints (copies them
+ * into the database file and, under synchronous=normal, syncs both). SQLite's default of 1,000
+ * (4 MiB) checkpointed every few thousand queued copies, inside a commit the publishers' PUBACKs
+ * wait for; 8,000 (32 MiB) cut the broker's CPU per message by 10-16% on the offline-session
+ * benchmarks. The log keeps its largest size on disk, bounded by WAL_SIZE_LIMIT_BYTES.
+ */
+export const WAL_AUTOCHECKPOINT_PAGES = 8000
+const WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
+
+/**
  * Opens (creating the file and its directory if needed) and migrates the database. Every failure
  * is one of the store's named errors, so a bad path or a damaged file stops the broker at start
  * with a message that says which.
@@ -46,6 +56,8 @@ export function openDatabase({ path, synchronous, busyTimeoutMs }: OpenDatabaseO
       if (mode !== 'wal') throw new Error(`journal_mode is ${String(mode)}, WAL is required`)
     }
     db.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`)
+    db.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`)
+    db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`)
     db.pragma('foreign_keys = ON')
     // Statement journals (a multi-row INSERT, a savepoint) in memory rather than in temporary
     // files: they only serve rollbacks inside the open transaction, never crash recovery.

@@ -12,6 +12,7 @@ import {
 } from '../../src/persistence/errors.js'
 import { LATEST_SCHEMA_VERSION, migrate, readSchemaVersion, type Migration } from '../../src/persistence/schema.js'
 import { SqlitePersistence } from '../../src/persistence/sqlite-persistence.js'
+import { openDatabase, WAL_AUTOCHECKPOINT_PAGES } from '../../src/persistence/open-database.js'
 
 const dirs: string[] = []
 afterEach(() => {
@@ -31,6 +32,16 @@ async function openAt(path: string): Promise<SqlitePersistence> {
 }
 
 describe('opening the store', () => {
+  test('checkpoints its write-ahead log every WAL_AUTOCHECKPOINT_PAGES pages, and bounds the log file', () => {
+    const db = openDatabase({ path: join(tempDir(), 'mqlite.db'), synchronous: 'normal', busyTimeoutMs: 1000 })
+    try {
+      expect(db.pragma('wal_autocheckpoint', { simple: true })).toBe(WAL_AUTOCHECKPOINT_PAGES)
+      expect(db.pragma('journal_size_limit', { simple: true })).toBeGreaterThanOrEqual(WAL_AUTOCHECKPOINT_PAGES * 4096)
+    } finally {
+      db.close()
+    }
+  })
+
   test('creates the missing parent directories, a WAL database and the current schema', async () => {
     const path = join(tempDir(), 'nested', 'deeper', 'mqlite.db')
     const store = await openAt(path)
