@@ -11,6 +11,7 @@ import { decodePacket, encodePacket, payloadBytes, type StoredObject } from './p
 import { QueueAccounting, type QueueLimits } from './queue-accounting.js'
 import { SEQ_PER_BODY } from './schema.js'
 import { bodiesInsertRows, INSERT_ROWS_MAX, outgoingInsertRows, outgoingInsertSentRows, prepareStatements, runInserts, type BodyValues, type OutgoingRow, type Statements } from './statements.js'
+import { pagedStream } from './paged-stream.js'
 import { RowHints } from './row-hints.js'
 import { SubscriptionIndex, type MatchedSubscription } from './subscription-index.js'
 import { topicMatches } from '../mqtt/topic-match.js'
@@ -762,10 +763,11 @@ export class SqlitePersistence {
     const session = this.#sessionIds.get(client.id)
     if (session === undefined) return Readable.from([])
     const upTo = this.#nextBody * SEQ_PER_BODY - 1
-    return Readable.from(this.#outgoingRows(client.id, session, upTo))
+    return pagedStream(this.#outgoingPages(client.id, session, upTo))
   }
 
-  async *#outgoingRows(clientId: string, session: number, upTo: number): AsyncGenerator<StoredObject> {
+  /** The session's queue page by page (what outgoingStream reads). */
+  async *#outgoingPages(clientId: string, session: number, upTo: number): AsyncGenerator<StoredObject[]> {
     let after = -1
     // a held message of this session belongs in the stream
     this.#writeAllHeld()
@@ -800,7 +802,7 @@ export class SqlitePersistence {
         packets.push(packet)
       }
       if (expired.length > 0) this.#deleteExpired(clientId, session, expired)
-      yield* packets
+      yield packets
       if (rows.length < this.#options.pageSize) return
     }
   }
