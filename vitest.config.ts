@@ -4,6 +4,7 @@ import { defineConfig } from 'vitest/config'
 // brokers and talk to them over sockets. All use the default `forks` pool (native modules).
 export default defineConfig({
   test: {
+    globalSetup: ['test/global-setup.ts'],
     projects: [
       { test: { name: 'unit', include: ['test/unit/**/*.test.ts', 'devices-sim/**/*.test.ts'] } },
       { test: { name: 'contract', include: ['test/contract/**/*.test.ts'], testTimeout: 20_000 } },
