@@ -40,7 +40,11 @@ interface IncomingPublish {
 type TrackedPacket = AedesPublishPacket & { writeCallback?: unknown; messageExpiry?: number }
 
 interface BrokerInternals {
-  persistence: { subscriptionsByTopic(topic: string): Promise<Array<{ topic: string }>> }
+  persistence: {
+    subscriptionsByTopic(topic: string): Promise<Array<{ topic: string }>>
+    /** the SQLite store's answer without a promise */
+    subscriptionsByTopicNow?(topic: string): Array<{ topic: string }>
+  }
   /** called by the patched aedes publish() with the incoming packet and the one it built */
   publishCounted?: (incoming: IncomingPublish, packet: TrackedPacket) => void
   published(packet: IncomingPublish, client: unknown, done: unknown): void
@@ -51,9 +55,10 @@ const startsWithWildcard = (filter: string): boolean => filter.charCodeAt(0) ===
 const noop = (): void => {}
 
 /**
- * Feeds `stats` from a running aedes broker. Everything per message is a few typed-array writes
- * and a couple of property writes; the clock is read once per socket read that brings PUBLISH
- * packets and once per event-loop turn that delivers some; the rest happens once per connection.
+ * Feeds `stats` from a running aedes broker. Everything per message is a few typed-array writes,
+ * a couple of property writes and a cached live-subscriber lookup per publish; the clock is read
+ * once per socket read that brings PUBLISH packets and once per event-loop turn that delivers
+ * some; the rest happens once per connection.
  * Call it once, right after the broker is created and before any listener accepts.
  */
 export function instrumentBroker(broker: Aedes, stats: BrokerStats): void {
@@ -145,12 +150,29 @@ export function instrumentBroker(broker: Aedes, stats: BrokerStats): void {
   // matcher caches. Only a message no live subscription took is looked up in the store: aedes
   // queues QoS 1/2 messages for the sessions there, never QoS 0 ones. A retained message is kept
   // for future subscribers, so it is not a drop.
+  // A store that matches in memory (SQLite) answers at once: a fleet publishing QoS 1 to a topic
+  // nobody reads yet would otherwise cost a promise per message here. A closed store is reported
+  // by aedes, not counted.
   const store = internals.persistence
+  const matchNow = store.subscriptionsByTopicNow?.bind(store)
+  const queuedFor = (topic: string, subs: ReadonlyArray<{ topic: string }>): boolean => {
+    const dollar = topic.charCodeAt(0) === 36 /* $ */
+    return subs.some((sub) => !dollar || !startsWithWildcard(sub.topic))
+  }
   const countIfNotQueued = (topic: string): void => {
-    store.subscriptionsByTopic(topic).then((subs) => {
-      const dollar = topic.charCodeAt(0) === 36 /* $ */
-      if (!subs.some((sub) => !dollar || !startsWithWildcard(sub.topic))) stats.drop('no_subscribers')
-    }, noop)
+    if (matchNow === undefined) {
+      store.subscriptionsByTopic(topic).then((subs) => {
+        if (!queuedFor(topic, subs)) stats.drop('no_subscribers')
+      }, noop)
+      return
+    }
+    let subs: ReadonlyArray<{ topic: string }>
+    try {
+      subs = matchNow(topic)
+    } catch {
+      return
+    }
+    if (!queuedFor(topic, subs)) stats.drop('no_subscribers')
   }
   const published = internals.published
   internals.published = function (this: BrokerInternals, packet, client, done) {
