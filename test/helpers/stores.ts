@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { ConfigInput } from '../../src/config/schema.js'
@@ -11,8 +11,6 @@ export interface StoreCase {
   store: () => StoreInput
 }
 
-const tempDirs: string[] = []
-
 /** Both stores, for `describe.each`: every protocol test runs against each. */
 export function storeConfigs(): StoreCase[] {
   return [
@@ -21,12 +19,7 @@ export function storeConfigs(): StoreCase[] {
   ]
 }
 
+/** A new directory under the run's temporary directory, which test/global-setup.ts removes. */
 export function tempDir(prefix = 'mqlite-test-'): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix))
-  tempDirs.push(dir)
-  return dir
+  return mkdtempSync(join(tmpdir(), prefix))
 }
-
-process.once('exit', () => {
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
-})
