@@ -9,6 +9,7 @@ import { openDatabase } from './open-database.js'
 import { resolveStoreOptions, type DropReason, type ResolvedStoreOptions, type SqlitePersistenceOptions } from './options.js'
 import { decodePacket, encodePacket, payloadBytes, type StoredObject } from './packet-codec.js'
 import { QueueAccounting, type QueueLimits } from './queue-accounting.js'
+import { decodeSeqs, encodeSeqs, PendingRuns } from './queued-runs.js'
 import { SEQ_PER_BODY } from './schema.js'
 import { bodiesInsertRows, INSERT_ROWS_MAX, outgoingInsertRows, outgoingInsertSentRows, prepareStatements, runInserts, type BodyValues, type OutgoingRow, type Statements } from './statements.js'
 import { pagedStream } from './paged-stream.js'
@@ -33,6 +34,9 @@ const OLDEST_READ_AHEAD = 256
 
 /** Values per bodies row (BodyValues). */
 const BODY_VALUES = 6
+
+/** Queued runs read at once while they are turned into rows. */
+const RUNS_PER_READ = 16
 
 /** What aedes passes as a client: the store only reads the id. */
 export interface ClientRef {
@@ -157,6 +161,10 @@ export class SqlitePersistence {
   readonly #deferredCopies: number[] = []
   /** held messages being written: (session, seq, message_id) per row */
   readonly #deferredSent: Array<number | null> = []
+  /** offline sessions' copies of the open batch: one queued_runs row per session at the commit */
+  readonly #pendingRuns = new PendingRuns()
+  /** sessions with copies in runs (written or pending): their queue is read only after #materializeRuns */
+  readonly #runSessions = new Set<number>()
   /** QoS 1 messages for a connected session, waiting for its PUBACK before being written */
   readonly #held: HeldMessages
   /**
@@ -481,7 +489,7 @@ export class SqlitePersistence {
       // commit, whose rollback also rebuilds the queue accounting.
       const body = this.#allocateBody(Math.ceil(sessions.length / SEQ_PER_BODY))
       this.#deferredBodies.push(body, brokerId, brokerCounter, sessions.length, bytes, blob)
-      const oneEach = this.#deferCopies(body, sessions)
+      const oneEach = this.#deferCopies(body, sessions, added, bytes)
       if (oneEach && brokerCounter !== null && brokerId === this.#broker?.id) this.#hintLiveCopies(body, sessions, added, brokerId, brokerCounter, bytes, blob)
       if (this.#deferredCopies.length >= 2 * INSERT_ROWS_MAX || this.#deferredBodies.length >= BODY_VALUES * INSERT_ROWS_MAX) {
         this.#insertDeferred()
@@ -546,18 +554,23 @@ export class SqlitePersistence {
   /**
    * Defers the rows of one message: seq body * SEQ_PER_BODY + k for a session's k-th copy (a
    * session listed twice gets two), body left NULL (it is seq / SEQ_PER_BODY) up to SEQ_PER_BODY
-   * copies. true when every session got one copy, at seq body * SEQ_PER_BODY.
+   * copies. true when every session got one copy, at seq body * SEQ_PER_BODY: then the copies of
+   * offline sessions go into their runs instead. `clientIds` parallels `sessions`.
    */
-  #deferCopies(body: number, sessions: readonly number[]): boolean {
+  #deferCopies(body: number, sessions: readonly number[], clientIds: readonly string[], bytes: number): boolean {
     const base = body * SEQ_PER_BODY
     const deferred = this.#deferredCopies
-    if (sessions.length === 1) {
-      deferred.push(sessions[0] as number, base)
-      return true
-    }
-    if (this.#allDistinct(sessions)) {
+    if (sessions.length === 1 || this.#allDistinct(sessions)) {
       // the usual fan-out: one copy per session, no counting
-      for (const session of sessions) deferred.push(session, base)
+      for (let i = 0; i < sessions.length; i++) {
+        const session = sessions[i] as number
+        if (this.#connected.has(clientIds[i] as string)) {
+          deferred.push(session, base)
+        } else {
+          this.#pendingRuns.add(session, base, bytes)
+          this.#runSessions.add(session)
+        }
+      }
       return true
     }
     const copies = this.#copies
@@ -613,6 +626,7 @@ export class SqlitePersistence {
       if (oldest === undefined || oldest.length === 0) {
         this.#writeAllHeld() // the oldest rows may be among them
         this.#insertDeferred()
+        this.#materializeRuns(session, Infinity) // and so may its runs
         const usage = this.#queues.usage(clientId)
         const excess = maxMessages > 0 ? Math.max(1, usage.count + 1 - maxMessages) : 1
         // .all() (never .iterate()) because the rows are deleted while the result is walked. An
@@ -670,7 +684,7 @@ export class SqlitePersistence {
           if (messageId !== null) this.#hints.inFlight(session, messageId, seq)
           return
         }
-        const row = sql.outgoingByCounter.get({ session, brokerCounter, brokerId })
+        const row = this.#searchingRuns(session, () => sql.outgoingByCounter.get({ session, brokerCounter, brokerId }))
         if (row) {
           sql.outgoingSetMessageId.run(messageId, session, row.seq)
           this.#queues.change(client.id, 0, row.message_id !== null, messageId !== null)
@@ -738,10 +752,14 @@ export class SqlitePersistence {
             }
             row = sql.outgoingAtSeq.get(session, seq)
           }
+          // (a copy with a packet id is never in a run)
           if (row?.message_id !== p.messageId) row = sql.outgoingFindByMessageId.get(session, p.messageId)
         } else if (typeof p.brokerId === 'string' && typeof p.brokerCounter === 'number') {
-          row = sql.outgoingFindQueuedByCounter.get({ session, brokerCounter: p.brokerCounter, brokerId: p.brokerId })
+          const byCounter = { session, brokerCounter: p.brokerCounter, brokerId: p.brokerId }
+          row = this.#searchingRuns(session, () => sql.outgoingFindQueuedByCounter.get(byCounter))
         } else {
+          // the oldest queued copy may be in a run even when rows are queued
+          this.#materializeRuns(session, Infinity)
           row = sql.outgoingFindFirstQueued.get(session)
         }
         if (!row) return undefined
@@ -768,14 +786,25 @@ export class SqlitePersistence {
 
   /** The session's queue page by page (what outgoingStream reads). */
   async *#outgoingPages(clientId: string, session: number, upTo: number): AsyncGenerator<StoredObject[]> {
+    const { pageSize } = this.#options
     let after = -1
     // a held message of this session belongs in the stream
     this.#writeAllHeld()
     for (;;) {
+      // Copies still in runs become rows a page ahead of the reader, oldest first; rows past the
+      // first run left (queued later) wait until it is a row too.
+      let bound = upTo
+      if (this.#runSessions.has(session)) {
+        const firstInRun = await this.#write(() => this.#materializeRuns(session, pageSize), true)
+        if (firstInRun !== undefined) bound = Math.min(upTo, firstInRun - 1)
+      }
       const sql = await this.#readable()
-      const rows = sql.outgoingPage.all(session, after, upTo, this.#options.pageSize)
+      const rows = sql.outgoingPage.all(session, after, bound, pageSize)
       const last = rows.at(-1)
-      if (last === undefined) return
+      if (last === undefined) {
+        if (bound === upTo) return
+        continue
+      }
       after = last.seq
       const now = Date.now()
       const expired: OutgoingRow[] = []
@@ -803,7 +832,7 @@ export class SqlitePersistence {
       }
       if (expired.length > 0) this.#deleteExpired(clientId, session, expired)
       yield packets
-      if (rows.length < this.#options.pageSize) return
+      if (rows.length < pageSize && bound === upTo) return
     }
   }
 
@@ -937,6 +966,8 @@ export class SqlitePersistence {
       sql.subscriptionsDeleteClient.run(clientId)
       const session = this.#sessionIds.get(clientId)
       if (session !== undefined) {
+        // as rows, so that the trigger releases their bodies
+        this.#materializeRuns(session, Infinity)
         sql.outgoingDeleteSession.run(session)
         sql.clientDelete.run(session)
       }
@@ -1137,19 +1168,76 @@ export class SqlitePersistence {
     const bodies = this.#deferredBodies
     const copies = this.#deferredCopies
     const sent = this.#deferredSent
-    if (bodies.length === 0 && copies.length === 0) return
+    if (bodies.length === 0 && copies.length === 0 && this.#pendingRuns.size === 0) return
     try {
       for (const rows of chunks(bodies, BODY_VALUES * INSERT_ROWS_MAX)) {
         runInserts(this.#insertBodies(rows.length / BODY_VALUES), rows, rows.length / BODY_VALUES)
       }
-      for (const rows of chunks(copies, 2 * INSERT_ROWS_MAX)) runInserts(this.#insertRows(rows.length / 2), rows, rows.length / 2)
+      this.#insertSessionRows(copies)
       for (const rows of chunks(sent, 3 * INSERT_ROWS_MAX)) runInserts(this.#insertSentRows(rows.length / 3), rows, rows.length / 3)
+      const sql = this.#sql as Statements
+      for (const run of this.#pendingRuns.take()) {
+        const { seqs } = run
+        sql.runInsert.run(run.session, seqs[0] as number, seqs.at(-1) as number, seqs.length, run.bytes, encodeSeqs(seqs))
+      }
     } catch (err) {
       this.#deferredError ??= err
     } finally {
       bodies.length = 0
       copies.length = 0
       sent.length = 0
+      this.#pendingRuns.clear()
+    }
+  }
+
+  /** Inserts queued rows given as (session, seq) pairs, INSERT_ROWS_MAX at a time. */
+  #insertSessionRows(pairs: number[]): void {
+    for (const rows of chunks(pairs, 2 * INSERT_ROWS_MAX)) runInserts(this.#insertRows(rows.length / 2), rows, rows.length / 2)
+  }
+
+  /** A search of the session's rows, repeated once its runs are rows if it found nothing. */
+  #searchingRuns<T>(session: number, search: () => T | undefined): T | undefined {
+    const found = search()
+    if (found !== undefined || !this.#runSessions.has(session)) return found
+    this.#materializeRuns(session, Infinity)
+    return search()
+  }
+
+  /**
+   * Turns the session's oldest runs into outgoing rows, whole runs until at least `minCopies`
+   * copies moved (Infinity: all of them), in a savepoint of its own: a failure leaves the runs as
+   * they were. The references the copies hold on their bodies move with them. Returns the first
+   * seq still in a run, undefined when none is left.
+   */
+  #materializeRuns(session: number, minCopies: number): number | undefined {
+    if (!this.#runSessions.has(session)) return undefined
+    const sql = this.#statements()
+    this.#insertDeferred() // the session's pending run goes in first
+    sql.runsSavepoint.run()
+    try {
+      let moved = 0
+      while (moved < minCopies) {
+        const runs = sql.runsOldest.all(session, RUNS_PER_READ)
+        if (runs.length === 0) break
+        const rows: number[] = []
+        let lastFirstSeq = -1
+        for (const run of runs) {
+          for (const seq of decodeSeqs(run.seqs)) rows.push(session, seq)
+          moved += run.copies
+          lastFirstSeq = run.first_seq
+          if (moved >= minCopies) break
+        }
+        this.#insertSessionRows(rows)
+        sql.runsDeleteUpTo.run(session, lastFirstSeq)
+      }
+      const next = sql.runFirstSeq.get(session)?.first_seq
+      sql.runsRelease.run()
+      if (next === undefined) this.#runSessions.delete(session)
+      return next
+    } catch (err) {
+      sql.runsRollback.run()
+      sql.runsRelease.run()
+      throw err
     }
   }
 
@@ -1165,6 +1253,9 @@ export class SqlitePersistence {
     }
     const usage = sql.outgoingUsage.all()
     this.#queues.reset(usage)
+    this.#runSessions.clear()
+    for (const row of sql.runSessions.all()) this.#runSessions.add(row.session)
+    for (const session of this.#pendingRuns.sessions()) this.#runSessions.add(session)
     this.#sessionIds.clear()
     for (const row of sql.clientsAll.all()) {
       this.#sessionIds.set(row.client_id, row.id)

@@ -154,10 +154,33 @@ export function prepareStatements(db: Database) {
       'DELETE FROM outgoing WHERE session = ? AND seq = ? AND message_id = ?',
     ),
     outgoingDeleteSession: s<[session: number]>('DELETE FROM outgoing WHERE session = ?'),
+    // rows and runs (queued_runs) together
     outgoingUsage: s<[], { client_id: Id; count: number; bytes: number; inflight: number; max_seq: number }>(
-      `SELECT c.client_id, COUNT(*) AS count, TOTAL(b.bytes) AS bytes, COUNT(o.message_id) AS inflight, MAX(o.seq) AS max_seq
-       FROM outgoing o JOIN clients c ON c.id = o.session LEFT JOIN bodies b ON b.id = ${BODY_OF_O} GROUP BY o.session`,
+      `SELECT c.client_id, SUM(u.count) AS count, TOTAL(u.bytes) AS bytes, SUM(u.inflight) AS inflight, MAX(u.max_seq) AS max_seq
+       FROM (
+         SELECT o.session, COUNT(*) AS count, TOTAL(b.bytes) AS bytes, COUNT(o.message_id) AS inflight, MAX(o.seq) AS max_seq
+         FROM outgoing o LEFT JOIN bodies b ON b.id = ${BODY_OF_O} GROUP BY o.session
+         UNION ALL
+         SELECT session, SUM(copies), TOTAL(bytes), 0, MAX(last_seq) FROM queued_runs GROUP BY session
+       ) u JOIN clients c ON c.id = u.session GROUP BY u.session`,
     ),
+
+    // queued runs (see queued-runs.ts and migration 3)
+    runInsert: s<[session: number, firstSeq: number, lastSeq: number, copies: number, bytes: number, seqs: Blob]>(
+      'INSERT INTO queued_runs (session, first_seq, last_seq, copies, bytes, seqs) VALUES (?, ?, ?, ?, ?, ?)',
+    ),
+    runsOldest: s<[session: number, limit: number], { first_seq: number; copies: number; seqs: Blob }>(
+      'SELECT first_seq, copies, seqs FROM queued_runs WHERE session = ? ORDER BY first_seq LIMIT ?',
+    ),
+    runsDeleteUpTo: s<[session: number, firstSeq: number]>('DELETE FROM queued_runs WHERE session = ? AND first_seq <= ?'),
+    runFirstSeq: s<[session: number], { first_seq: number }>(
+      'SELECT first_seq FROM queued_runs WHERE session = ? ORDER BY first_seq LIMIT 1',
+    ),
+    runSessions: s<[], { session: number }>('SELECT DISTINCT session FROM queued_runs'),
+    // #materializeRuns's own savepoint: it runs inside writes that have none
+    runsSavepoint: s<[]>('SAVEPOINT runs'),
+    runsRelease: s<[]>('RELEASE runs'),
+    runsRollback: s<[]>('ROLLBACK TO runs'),
     outgoingMaxCounter: s<[brokerId: string], { counter: number | null }>(
       'SELECT MAX(broker_counter) AS counter FROM bodies WHERE broker_id = ?',
     ),

@@ -43,3 +43,20 @@ export function poisonRetainedTopic(path: string): void {
   `)
   admin.close()
 }
+
+/**
+ * What a store's file holds, read by a connection of its own (it sees committed data only):
+ * `rows` in `table`, or with `queuedCopies` the copies queued as outgoing rows plus those in runs.
+ */
+export function countOnDisk(path: string, what: string): number {
+  const reader = new Database(path, { readonly: true })
+  try {
+    const sql =
+      what === 'queuedCopies'
+        ? 'SELECT (SELECT COUNT(*) FROM outgoing) + (SELECT COALESCE(SUM(copies), 0) FROM queued_runs) AS n'
+        : `SELECT COUNT(*) AS n FROM ${what}`
+    return (reader.prepare(sql).get() as { n: number }).n
+  } finally {
+    reader.close()
+  }
+}

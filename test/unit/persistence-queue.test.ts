@@ -1,6 +1,5 @@
-import Database from 'better-sqlite3'
 import { afterEach, describe, expect, test } from 'vitest'
-import { storeFixtures } from '../helpers/store-fixtures.js'
+import { countOnDisk, poisonRetainedTopic, storeFixtures } from '../helpers/store-fixtures.js'
 import { QueueFullError } from '../../src/persistence/errors.js'
 import type { DropReason, SqlitePersistenceOptions } from '../../src/persistence/options.js'
 import { SqlitePersistence, type PacketLike } from '../../src/persistence/sqlite-persistence.js'
@@ -211,27 +210,21 @@ describe('shared message bodies', () => {
   test('a message queued for several sessions is stored once and deleted with its last row', async () => {
     const path = fixtures.dbPath('q.db')
     const { store } = await open({ path })
-    const count = (table: string): number => {
-      const db = new Database(path, { readonly: true })
-      try {
-        return (db.prepare(`SELECT COUNT(*) AS n FROM ${table}`).get() as { n: number }).n
-      } finally {
-        db.close()
-      }
-    }
+    const count = (what: string): number => countOnDisk(path, what)
     await store.outgoingEnqueueCombi([{ clientId: 'a' }, { clientId: 'b' }, { clientId: 'c' }], message(1))
-    expect([count('outgoing'), count('bodies')]).toEqual([3, 1])
+    // three offline sessions: a run each, no outgoing row
+    expect([count('queuedCopies'), count('queued_runs'), count('outgoing'), count('bodies')]).toEqual([3, 3, 0, 1])
     // a's copy becomes a PUBREL record with a body of its own; b's is delivered and acknowledged
     await store.outgoingUpdate({ id: 'a' }, { ...message(1), messageId: 7 })
     await store.outgoingUpdate({ id: 'a' }, { cmd: 'pubrel', messageId: 7 })
     await store.outgoingUpdate({ id: 'b' }, { ...message(1), messageId: 8 })
     await store.outgoingClearMessageId({ id: 'b' }, { messageId: 8 })
-    expect([count('outgoing'), count('bodies')]).toEqual([2, 2])
+    expect([count('queuedCopies'), count('bodies')]).toEqual([2, 2])
     expect((await queued(store, 'a'))[0]).toMatchObject({ cmd: 'pubrel', messageId: 7 })
     expect(payloads(await queued(store, 'c'))).toEqual(['m1'])
     await store.outgoingClearMessageId({ id: 'a' }, { messageId: 7 })
     await store.outgoingClearMessageId({ id: 'c' }, message(1))
-    expect([count('outgoing'), count('bodies')]).toEqual([0, 0])
+    expect([count('queuedCopies'), count('bodies')]).toEqual([0, 0])
   })
 
   test('more than 1024 copies of one message for one session keep their order and are all found', async () => {
@@ -251,5 +244,92 @@ describe('shared message bodies', () => {
     expect(await store.outgoingClearMessageId({ id: 'c' }, message(1))).toMatchObject({ brokerCounter: 1 })
     expect(payloads(await queued(store, 'c'))).toEqual(['m2'])
     expect(store.stats()).toMatchObject({ queued: 1, inflight: 0 })
+  })
+})
+
+describe('queued runs: copies for offline sessions, one row per session and commit', () => {
+  const fixtures = storeFixtures()
+  /** Enqueues messages `from`..`to` for `clientIds` in one event-loop turn: one batch. */
+  const enqueueTogether = (store: SqlitePersistence, clientIds: string[], from: number, to: number) =>
+    Promise.all(Array.from({ length: to - from + 1 }, (_, i) => store.outgoingEnqueueCombi(clientIds.map((clientId) => ({ clientId })), message(from + i))))
+  const counters = (list: PacketLike[]) => list.map((p) => p.brokerCounter)
+
+  test('offline copies share a run, a connected session gets rows, and the stream reads them all in order', async () => {
+    const path = fixtures.dbPath()
+    // ackWindowMs 0: the connected session's copy is written at once, not held for its PUBACK
+    const { store } = await open({ path, pageSize: 3, ackWindowMs: 0 })
+    await enqueueTogether(store, ['c', 'd'], 1, 5)
+    expect([countOnDisk(path, 'queued_runs'), countOnDisk(path, 'outgoing'), countOnDisk(path, 'queuedCopies')]).toEqual([2, 0, 10])
+    await store.sessionConnected('c', { expiryIntervalSeconds: 60, protocolVersion: 5 })
+    await enqueueTogether(store, ['c'], 6, 6)
+    await store.sessionDisconnected('c')
+    await enqueueTogether(store, ['c'], 7, 8)
+    expect([countOnDisk(path, 'queued_runs'), countOnDisk(path, 'outgoing')]).toEqual([3, 1])
+    expect(store.stats()).toMatchObject({ queued: 13, inflight: 0 })
+    // pages of three: the runs become rows a page ahead of the reader
+    expect(counters(await queued(store, 'c'))).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
+    expect(countOnDisk(path, 'queued_runs')).toBe(1) // d's
+    expect(counters(await queued(store, 'd'))).toEqual([1, 2, 3, 4, 5])
+    expect([countOnDisk(path, 'queued_runs'), countOnDisk(path, 'outgoing')]).toEqual([0, 13])
+  })
+
+  test('a delivery update and acknowledgement find a copy still in a run', async () => {
+    const { store } = await open()
+    await enqueueTogether(store, ['c'], 1, 3)
+    await store.outgoingUpdate({ id: 'c' }, { ...message(2), messageId: 12 })
+    expect((await queued(store, 'c')).map((p) => [p.brokerCounter, p.messageId])).toEqual([[1, undefined], [2, 12], [3, undefined]])
+    expect(await store.outgoingClearMessageId({ id: 'c' }, { messageId: 12 })).toMatchObject({ brokerCounter: 2 })
+    await enqueueTogether(store, ['c'], 4, 5)
+    // without a packet id: by broker counter (No Local), then the oldest queued
+    expect(await store.outgoingClearMessageId({ id: 'c' }, message(5))).toMatchObject({ brokerCounter: 5 })
+    expect(await store.outgoingClearMessageId({ id: 'c' }, undefined)).toMatchObject({ brokerCounter: 1 })
+    expect(counters(await queued(store, 'c'))).toEqual([3, 4])
+    expect(store.stats()).toMatchObject({ queued: 2, inflight: 0 })
+  })
+
+  test('drop-oldest drops the oldest copy, in a row or in a run', async () => {
+    const { store, drops } = await open({ maxQueuedMessages: 3, queuePolicy: 'drop-oldest', ackWindowMs: 0 })
+    await store.sessionConnected('c', { expiryIntervalSeconds: 60, protocolVersion: 5 })
+    await enqueueTogether(store, ['c'], 1, 1) // a row
+    await store.sessionDisconnected('c')
+    await enqueueTogether(store, ['c'], 2, 3) // a run
+    await enqueueTogether(store, ['c'], 4, 4) // drops 1, the row
+    await enqueueTogether(store, ['c'], 5, 5) // drops 2, from the run
+    expect(drops).toEqual([['queue_full', 1, 'c'], ['queue_full', 1, 'c']])
+    expect(counters(await queued(store, 'c'))).toEqual([3, 4, 5])
+  })
+
+  test('deleting a session releases the bodies its runs referenced', async () => {
+    const path = fixtures.dbPath()
+    const { store } = await open({ path })
+    await enqueueTogether(store, ['a', 'b'], 1, 4)
+    await store.deleteSession('a')
+    expect([countOnDisk(path, 'queuedCopies'), countOnDisk(path, 'bodies')]).toEqual([4, 4])
+    await store.deleteSession('b')
+    expect([countOnDisk(path, 'queued_runs'), countOnDisk(path, 'outgoing'), countOnDisk(path, 'bodies')]).toEqual([0, 0, 0])
+  })
+
+  test('runs survive a reopen: counted in the queue sizes, and newer copies sort after them', async () => {
+    const path = fixtures.dbPath()
+    const first = await open({ path })
+    await enqueueTogether(first.store, ['c'], 1, 3)
+    await first.store.close()
+    const { store } = await open({ path })
+    expect(store.stats()).toMatchObject({ queued: 3, inflight: 0 })
+    await enqueueTogether(store, ['c'], 4, 4)
+    expect(counters(await queued(store, 'c'))).toEqual([1, 2, 3, 4])
+  })
+
+  test('a failed commit takes its runs back and the queue goes on', async () => {
+    const path = fixtures.dbPath()
+    const { store } = await open({ path })
+    await enqueueTogether(store, ['c'], 1, 1)
+    poisonRetainedTopic(path)
+    const poison = { cmd: 'publish', topic: 'poison', payload: Buffer.from('x'), qos: 0, retain: true }
+    const [lost, failed] = await Promise.allSettled([enqueueTogether(store, ['c'], 2, 3), store.storeRetained(poison)])
+    expect([lost.status, failed.status]).toEqual(['rejected', 'rejected'])
+    expect(store.stats()).toMatchObject({ queued: 1 })
+    await enqueueTogether(store, ['c'], 4, 4)
+    expect(counters(await queued(store, 'c'))).toEqual([1, 4])
   })
 })
