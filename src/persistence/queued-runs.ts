@@ -46,16 +46,63 @@ export class PendingRuns {
   }
 }
 
-/** A run's seqs as stored: 8-byte little-endian doubles (seqs stay below 2^53). */
+/**
+ * A run's seqs as stored: the first one, then (gap, repeats) pairs for the rest, all as unsigned
+ * LEB128 varints. The copies of one commit for one session mostly sit at a fixed gap (every
+ * message matched: consecutive bodies, SEQ_PER_BODY apart), so a run is a few bytes however many
+ * copies it holds, and its row stays small enough for one page. Seqs ascend and stay below 2^53.
+ */
 export function encodeSeqs(seqs: readonly number[]): Buffer {
-  const blob = Buffer.allocUnsafe(seqs.length * 8)
-  for (let i = 0; i < seqs.length; i++) blob.writeDoubleLE(seqs[i] as number, i * 8)
-  return blob
+  const bytes: number[] = []
+  if (seqs.length === 0) return Buffer.alloc(0)
+  pushVarint(bytes, seqs[0] as number)
+  let i = 1
+  while (i < seqs.length) {
+    const gap = (seqs[i] as number) - (seqs[i - 1] as number)
+    if (!(gap > 0)) throw new Error(`queued run seqs must ascend (${String(seqs[i - 1])} then ${String(seqs[i])})`)
+    let repeats = 1
+    while (i + repeats < seqs.length && (seqs[i + repeats] as number) - (seqs[i + repeats - 1] as number) === gap) repeats++
+    pushVarint(bytes, gap)
+    pushVarint(bytes, repeats)
+    i += repeats
+  }
+  return Buffer.from(bytes)
 }
 
-export function decodeSeqs(blob: Buffer): number[] {
-  if (blob.length % 8 !== 0) throw new Error(`a queued run of ${blob.length} bytes is not a whole number of seqs`)
-  const seqs = new Array<number>(blob.length / 8)
-  for (let i = 0; i < seqs.length; i++) seqs[i] = blob.readDoubleLE(i * 8)
+export function decodeSeqs(blob: Uint8Array): number[] {
+  const seqs: number[] = []
+  const at = { offset: 0 }
+  if (blob.length === 0) return seqs
+  let seq = readVarint(blob, at)
+  seqs.push(seq)
+  while (at.offset < blob.length) {
+    const gap = readVarint(blob, at)
+    const repeats = readVarint(blob, at)
+    for (let k = 0; k < repeats; k++) {
+      seq += gap
+      seqs.push(seq)
+    }
+  }
   return seqs
+}
+
+function pushVarint(bytes: number[], value: number): void {
+  let rest = value
+  while (rest >= 0x80) {
+    bytes.push((rest % 0x80) + 0x80)
+    rest = Math.floor(rest / 0x80)
+  }
+  bytes.push(rest)
+}
+
+function readVarint(blob: Uint8Array, at: { offset: number }): number {
+  let value = 0
+  let scale = 1
+  for (;;) {
+    if (at.offset >= blob.length) throw new Error(`a queued run of ${blob.length} bytes ends inside a number`)
+    const byte = blob[at.offset++] as number
+    value += (byte & 0x7f) * scale
+    if (byte < 0x80) return value
+    scale *= 0x80
+  }
 }

@@ -149,10 +149,11 @@ export const MIGRATIONS: readonly Migration[] = [
     version: 3,
     description: 'queued_runs: the copies queued for an offline session in one commit, as one row',
     // An offline session's copies (seqs as in outgoing, message_id and body NULL) go in as one
-    // row per session and commit: seqs holds them as 8-byte little-endian doubles, ascending;
-    // copies and bytes (payload bytes, for the queue limits) are what they add to the session's
-    // queue. Each copy holds a reference on its body, like an outgoing row. The store turns a
-    // session's runs into outgoing rows before anything but an enqueue reads or changes its queue.
+    // row per session and commit: seqs holds them ascending, as the first one and then
+    // (gap, repeats) pairs of varints (queued-runs.ts); copies and bytes (payload bytes, for the
+    // queue limits) are what they add to the session's queue. Each copy holds a reference on its
+    // body, like an outgoing row. The store turns a session's runs into outgoing rows before
+    // anything but an enqueue reads or changes its queue.
     up: `
       CREATE TABLE queued_runs (
         session   INTEGER NOT NULL,
