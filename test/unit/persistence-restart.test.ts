@@ -110,6 +110,9 @@ describe('restart', () => {
     const path = dbPath()
     const first = await open(path)
     await first.outgoingEnqueue({ clientId: 'c' }, publish(500))
+    // a higher counter of another broker id (a run without a fixed id) does not count
+    await first.outgoingEnqueue({ clientId: 'c' }, { ...publish(900), brokerId: 'earlier-run' })
+    await first.outgoingEnqueue({ clientId: 'c' }, { ...publish(7), brokerId: 'earlier-run' })
     await first.close()
     const broker = { id: 'broker-1', counter: 0 }
     await open(path, broker)
