@@ -1222,7 +1222,11 @@ export class SqlitePersistence {
         const rows: number[] = []
         let lastFirstSeq = -1
         for (const run of runs) {
-          for (const seq of decodeSeqs(run.seqs)) rows.push(session, seq)
+          const seqs = decodeSeqs(run.seqs)
+          if (seqs.length !== run.copies) {
+            throw new Error(`the queued run at seq ${run.first_seq} of session ${session} lists ${seqs.length} copies, its row says ${run.copies}`)
+          }
+          for (const seq of seqs) rows.push(session, seq)
           moved += run.copies
           lastFirstSeq = run.first_seq
           if (moved >= minCopies) break

@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3'
 import { afterEach, describe, expect, test } from 'vitest'
 import { countOnDisk, poisonRetainedTopic, storeFixtures } from '../helpers/store-fixtures.js'
 import { QueueFullError } from '../../src/persistence/errors.js'
@@ -318,6 +319,17 @@ describe('queued runs: copies for offline sessions, one row per session and comm
     expect(store.stats()).toMatchObject({ queued: 3, inflight: 0 })
     await enqueueTogether(store, ['c'], 4, 4)
     expect(counters(await queued(store, 'c'))).toEqual([1, 2, 3, 4])
+  })
+
+  test('a run whose copies do not match its row is reported, not half-delivered', async () => {
+    const path = fixtures.dbPath()
+    const { store } = await open({ path })
+    await enqueueTogether(store, ['c'], 1, 3)
+    const admin = new Database(path)
+    admin.prepare('UPDATE queued_runs SET copies = 5').run()
+    admin.close()
+    await expect(queued(store, 'c')).rejects.toThrow(/lists 3 copies, its row says 5/)
+    expect(countOnDisk(path, 'outgoing')).toBe(0)
   })
 
   test('a failed commit takes its runs back and the queue goes on', async () => {
