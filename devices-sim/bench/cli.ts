@@ -128,7 +128,9 @@ async function main(): Promise<number> {
 
   const rows = medians(records, brokerNames)
   process.stdout.write(`\n${formatTable(rows, brokerNames)}\n`)
-  process.stdout.write(`\nmedians of ${repetitions} run(s); load cpu = load generator, % of one core (near 100% means the load generator, not the broker, was the limit)\n`)
+  process.stdout.write(
+    `\nmedians of ${repetitions} run(s); (x mosquitto) = median of the ratios repetition by repetition; load cpu = load generator, % of one core (near 100% means the load generator, not the broker, was the limit)\n`,
+  )
   if (nodeFlags.length > 0) process.stdout.write(`mqlite ran with node ${nodeFlags.join(' ')}\n`)
   if (flags.json) await writeFile(flags.json, `${JSON.stringify({ startedAt, quick, repetitions, pinned, mqliteNodeFlags: nodeFlags, brokers: brokerNames, medians: rows, runs: records }, null, 2)}\n`)
   return records.some((r) => r.error) ? 1 : 0
