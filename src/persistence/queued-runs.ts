@@ -36,9 +36,8 @@ export class PendingRuns {
     return runs
   }
 
-  /** the sessions with a pending run */
-  sessions(): IterableIterator<number> {
-    return this.#bySession.keys()
+  has(session: number): boolean {
+    return this.#bySession.has(session)
   }
 
   clear(): void {

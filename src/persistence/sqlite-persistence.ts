@@ -37,6 +37,12 @@ const BODY_VALUES = 6
 
 /** Queued runs read at once while they are turned into rows. */
 const RUNS_PER_READ = 16
+/**
+ * Fewer copies for one session in one commit go in as ordinary rows: a run row is one statement
+ * of its own, a row one part of a 64-row insert (one message to 10,000 offline sessions per
+ * commit took twice as long per copy as runs of one).
+ */
+const RUN_MIN_COPIES = 4
 
 /** What aedes passes as a client: the store only reads the id. */
 export interface ClientRef {
@@ -163,7 +169,7 @@ export class SqlitePersistence {
   readonly #deferredSent: Array<number | null> = []
   /** offline sessions' copies of the open batch: one queued_runs row per session at the commit */
   readonly #pendingRuns = new PendingRuns()
-  /** sessions with copies in runs (written or pending): their queue is read only after #materializeRuns */
+  /** sessions with queued_runs rows: their queue is read only after #materializeRuns (see #hasRuns) */
   readonly #runSessions = new Set<number>()
   /** QoS 1 messages for a connected session, waiting for its PUBACK before being written */
   readonly #held: HeldMessages
@@ -568,7 +574,6 @@ export class SqlitePersistence {
           deferred.push(session, base)
         } else {
           this.#pendingRuns.add(session, base, bytes)
-          this.#runSessions.add(session)
         }
       }
       return true
@@ -794,7 +799,7 @@ export class SqlitePersistence {
       // Copies still in runs become rows a page ahead of the reader, oldest first; rows past the
       // first run left (queued later) wait until it is a row too.
       let bound = upTo
-      if (this.#runSessions.has(session)) {
+      if (this.#hasRuns(session)) {
         const firstInRun = await this.#write(() => this.#materializeRuns(session, pageSize), true)
         if (firstInRun !== undefined) bound = Math.min(upTo, firstInRun - 1)
       }
@@ -1173,13 +1178,18 @@ export class SqlitePersistence {
       for (const rows of chunks(bodies, BODY_VALUES * INSERT_ROWS_MAX)) {
         runInserts(this.#insertBodies(rows.length / BODY_VALUES), rows, rows.length / BODY_VALUES)
       }
-      this.#insertSessionRows(copies)
-      for (const rows of chunks(sent, 3 * INSERT_ROWS_MAX)) runInserts(this.#insertSentRows(rows.length / 3), rows, rows.length / 3)
       const sql = this.#sql as Statements
       for (const run of this.#pendingRuns.take()) {
-        const { seqs } = run
-        sql.runInsert.run(run.session, seqs[0] as number, seqs.at(-1) as number, seqs.length, run.bytes, encodeSeqs(seqs))
+        const { session, seqs } = run
+        if (seqs.length < RUN_MIN_COPIES) {
+          for (const seq of seqs) copies.push(session, seq)
+          continue
+        }
+        sql.runInsert.run(session, seqs[0] as number, seqs.at(-1) as number, seqs.length, run.bytes, encodeSeqs(seqs))
+        this.#runSessions.add(session)
       }
+      this.#insertSessionRows(copies)
+      for (const rows of chunks(sent, 3 * INSERT_ROWS_MAX)) runInserts(this.#insertSentRows(rows.length / 3), rows, rows.length / 3)
     } catch (err) {
       this.#deferredError ??= err
     } finally {
@@ -1195,10 +1205,15 @@ export class SqlitePersistence {
     for (const rows of chunks(pairs, 2 * INSERT_ROWS_MAX)) runInserts(this.#insertRows(rows.length / 2), rows, rows.length / 2)
   }
 
+  /** Whether some of the session's copies are in runs, written or still pending. */
+  #hasRuns(session: number): boolean {
+    return this.#runSessions.has(session) || this.#pendingRuns.has(session)
+  }
+
   /** A search of the session's rows, repeated once its runs are rows if it found nothing. */
   #searchingRuns<T>(session: number, search: () => T | undefined): T | undefined {
     const found = search()
-    if (found !== undefined || !this.#runSessions.has(session)) return found
+    if (found !== undefined || !this.#hasRuns(session)) return found
     this.#materializeRuns(session, Infinity)
     return search()
   }
@@ -1210,9 +1225,10 @@ export class SqlitePersistence {
    * seq still in a run, undefined when none is left.
    */
   #materializeRuns(session: number, minCopies: number): number | undefined {
-    if (!this.#runSessions.has(session)) return undefined
+    if (!this.#hasRuns(session)) return undefined
     const sql = this.#statements()
-    this.#insertDeferred() // the session's pending run goes in first
+    this.#insertDeferred() // the session's pending run goes in first (as a run or as rows)
+    if (!this.#runSessions.has(session)) return undefined
     sql.runsSavepoint.run()
     try {
       let moved = 0
@@ -1259,7 +1275,6 @@ export class SqlitePersistence {
     this.#queues.reset(usage)
     this.#runSessions.clear()
     for (const row of sql.runSessions.all()) this.#runSessions.add(row.session)
-    for (const session of this.#pendingRuns.sessions()) this.#runSessions.add(session)
     this.#sessionIds.clear()
     for (const row of sql.clientsAll.all()) {
       this.#sessionIds.set(row.client_id, row.id)

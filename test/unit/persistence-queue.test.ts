@@ -213,8 +213,7 @@ describe('shared message bodies', () => {
     const { store } = await open({ path })
     const count = (what: string): number => countOnDisk(path, what)
     await store.outgoingEnqueueCombi([{ clientId: 'a' }, { clientId: 'b' }, { clientId: 'c' }], message(1))
-    // three offline sessions: a run each, no outgoing row
-    expect([count('queuedCopies'), count('queued_runs'), count('outgoing'), count('bodies')]).toEqual([3, 3, 0, 1])
+    expect([count('queuedCopies'), count('bodies')]).toEqual([3, 1])
     // a's copy becomes a PUBREL record with a body of its own; b's is delivered and acknowledged
     await store.outgoingUpdate({ id: 'a' }, { ...message(1), messageId: 7 })
     await store.outgoingUpdate({ id: 'a' }, { cmd: 'pubrel', messageId: 7 })
@@ -254,6 +253,7 @@ describe('queued runs: copies for offline sessions, one row per session and comm
   const enqueueTogether = (store: SqlitePersistence, clientIds: string[], from: number, to: number) =>
     Promise.all(Array.from({ length: to - from + 1 }, (_, i) => store.outgoingEnqueueCombi(clientIds.map((clientId) => ({ clientId })), message(from + i))))
   const counters = (list: PacketLike[]) => list.map((p) => p.brokerCounter)
+  const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
 
   test('offline copies share a run, a connected session gets rows, and the stream reads them all in order', async () => {
     const path = fixtures.dbPath()
@@ -264,46 +264,51 @@ describe('queued runs: copies for offline sessions, one row per session and comm
     await store.sessionConnected('c', { expiryIntervalSeconds: 60, protocolVersion: 5 })
     await enqueueTogether(store, ['c'], 6, 6)
     await store.sessionDisconnected('c')
-    await enqueueTogether(store, ['c'], 7, 8)
-    expect([countOnDisk(path, 'queued_runs'), countOnDisk(path, 'outgoing')]).toEqual([3, 1])
-    expect(store.stats()).toMatchObject({ queued: 13, inflight: 0 })
+    await enqueueTogether(store, ['c'], 7, 10)
+    // fewer than four copies of one commit for a session: rows (a run row is a statement of its own)
+    await enqueueTogether(store, ['c'], 11, 12)
+    expect([countOnDisk(path, 'queued_runs'), countOnDisk(path, 'outgoing')]).toEqual([3, 3])
+    expect(store.stats()).toMatchObject({ queued: 17, inflight: 0 })
     // pages of three: the runs become rows a page ahead of the reader
-    expect(counters(await queued(store, 'c'))).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
+    expect(counters(await queued(store, 'c'))).toEqual(range(1, 12))
     expect(countOnDisk(path, 'queued_runs')).toBe(1) // d's
-    expect(counters(await queued(store, 'd'))).toEqual([1, 2, 3, 4, 5])
-    expect([countOnDisk(path, 'queued_runs'), countOnDisk(path, 'outgoing')]).toEqual([0, 13])
+    expect(counters(await queued(store, 'd'))).toEqual(range(1, 5))
+    expect([countOnDisk(path, 'queued_runs'), countOnDisk(path, 'outgoing')]).toEqual([0, 17])
   })
 
   test('a delivery update and acknowledgement find a copy still in a run', async () => {
-    const { store } = await open()
-    await enqueueTogether(store, ['c'], 1, 3)
+    const path = fixtures.dbPath()
+    const { store } = await open({ path })
+    await enqueueTogether(store, ['c'], 1, 4)
+    expect(countOnDisk(path, 'queued_runs')).toBe(1)
     await store.outgoingUpdate({ id: 'c' }, { ...message(2), messageId: 12 })
-    expect((await queued(store, 'c')).map((p) => [p.brokerCounter, p.messageId])).toEqual([[1, undefined], [2, 12], [3, undefined]])
+    expect((await queued(store, 'c')).map((p) => [p.brokerCounter, p.messageId])).toEqual([[1, undefined], [2, 12], [3, undefined], [4, undefined]])
     expect(await store.outgoingClearMessageId({ id: 'c' }, { messageId: 12 })).toMatchObject({ brokerCounter: 2 })
-    await enqueueTogether(store, ['c'], 4, 5)
+    await enqueueTogether(store, ['c'], 5, 8)
     // without a packet id: by broker counter (No Local), then the oldest queued
-    expect(await store.outgoingClearMessageId({ id: 'c' }, message(5))).toMatchObject({ brokerCounter: 5 })
+    expect(await store.outgoingClearMessageId({ id: 'c' }, message(8))).toMatchObject({ brokerCounter: 8 })
     expect(await store.outgoingClearMessageId({ id: 'c' }, undefined)).toMatchObject({ brokerCounter: 1 })
-    expect(counters(await queued(store, 'c'))).toEqual([3, 4])
-    expect(store.stats()).toMatchObject({ queued: 2, inflight: 0 })
+    expect(counters(await queued(store, 'c'))).toEqual([3, 4, 5, 6, 7])
+    expect(store.stats()).toMatchObject({ queued: 5, inflight: 0 })
   })
 
   test('drop-oldest drops the oldest copy, in a row or in a run', async () => {
-    const { store, drops } = await open({ maxQueuedMessages: 3, queuePolicy: 'drop-oldest', ackWindowMs: 0 })
+    const { store, drops } = await open({ maxQueuedMessages: 5, queuePolicy: 'drop-oldest', ackWindowMs: 0 })
     await store.sessionConnected('c', { expiryIntervalSeconds: 60, protocolVersion: 5 })
     await enqueueTogether(store, ['c'], 1, 1) // a row
     await store.sessionDisconnected('c')
-    await enqueueTogether(store, ['c'], 2, 3) // a run
-    await enqueueTogether(store, ['c'], 4, 4) // drops 1, the row
-    await enqueueTogether(store, ['c'], 5, 5) // drops 2, from the run
+    await enqueueTogether(store, ['c'], 2, 5) // a run
+    await enqueueTogether(store, ['c'], 6, 6) // drops 1, the row
+    await enqueueTogether(store, ['c'], 7, 7) // drops 2, from the run
     expect(drops).toEqual([['queue_full', 1, 'c'], ['queue_full', 1, 'c']])
-    expect(counters(await queued(store, 'c'))).toEqual([3, 4, 5])
+    expect(counters(await queued(store, 'c'))).toEqual(range(3, 7))
   })
 
   test('deleting a session releases the bodies its runs referenced', async () => {
     const path = fixtures.dbPath()
     const { store } = await open({ path })
     await enqueueTogether(store, ['a', 'b'], 1, 4)
+    expect(countOnDisk(path, 'queued_runs')).toBe(2)
     await store.deleteSession('a')
     expect([countOnDisk(path, 'queuedCopies'), countOnDisk(path, 'bodies')]).toEqual([4, 4])
     await store.deleteSession('b')
@@ -313,22 +318,23 @@ describe('queued runs: copies for offline sessions, one row per session and comm
   test('runs survive a reopen: counted in the queue sizes, and newer copies sort after them', async () => {
     const path = fixtures.dbPath()
     const first = await open({ path })
-    await enqueueTogether(first.store, ['c'], 1, 3)
+    await enqueueTogether(first.store, ['c'], 1, 4)
     await first.store.close()
+    expect(countOnDisk(path, 'queued_runs')).toBe(1)
     const { store } = await open({ path })
-    expect(store.stats()).toMatchObject({ queued: 3, inflight: 0 })
-    await enqueueTogether(store, ['c'], 4, 4)
-    expect(counters(await queued(store, 'c'))).toEqual([1, 2, 3, 4])
+    expect(store.stats()).toMatchObject({ queued: 4, inflight: 0 })
+    await enqueueTogether(store, ['c'], 5, 5)
+    expect(counters(await queued(store, 'c'))).toEqual(range(1, 5))
   })
 
   test('a run whose copies do not match its row is reported, not half-delivered', async () => {
     const path = fixtures.dbPath()
     const { store } = await open({ path })
-    await enqueueTogether(store, ['c'], 1, 3)
+    await enqueueTogether(store, ['c'], 1, 4)
     const admin = new Database(path)
     admin.prepare('UPDATE queued_runs SET copies = 5').run()
     admin.close()
-    await expect(queued(store, 'c')).rejects.toThrow(/lists 3 copies, its row says 5/)
+    await expect(queued(store, 'c')).rejects.toThrow(/lists 4 copies, its row says 5/)
     expect(countOnDisk(path, 'outgoing')).toBe(0)
   })
 
@@ -338,10 +344,10 @@ describe('queued runs: copies for offline sessions, one row per session and comm
     await enqueueTogether(store, ['c'], 1, 1)
     poisonRetainedTopic(path)
     const poison = { cmd: 'publish', topic: 'poison', payload: Buffer.from('x'), qos: 0, retain: true }
-    const [lost, failed] = await Promise.allSettled([enqueueTogether(store, ['c'], 2, 3), store.storeRetained(poison)])
+    const [lost, failed] = await Promise.allSettled([enqueueTogether(store, ['c'], 2, 5), store.storeRetained(poison)])
     expect([lost.status, failed.status]).toEqual(['rejected', 'rejected'])
-    expect(store.stats()).toMatchObject({ queued: 1 })
-    await enqueueTogether(store, ['c'], 4, 4)
-    expect(counters(await queued(store, 'c'))).toEqual([1, 4])
+    expect([store.stats().queued, countOnDisk(path, 'queued_runs')]).toEqual([1, 0])
+    await enqueueTogether(store, ['c'], 6, 9)
+    expect(counters(await queued(store, 'c'))).toEqual([1, 6, 7, 8, 9])
   })
 })

@@ -8,7 +8,7 @@ describe('queued runs', () => {
     runs.add(3, 1024, 10)
     runs.add(7, 2048, 5)
     expect(runs.size).toBe(2)
-    expect([...runs.sessions()]).toEqual([7, 3])
+    expect([runs.has(7), runs.has(3), runs.has(5)]).toEqual([true, true, false])
     expect(runs.take()).toEqual([
       { session: 7, seqs: [1024, 2048], bytes: 15 },
       { session: 3, seqs: [1024], bytes: 10 },
