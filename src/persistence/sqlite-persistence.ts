@@ -498,7 +498,7 @@ export class SqlitePersistence {
       const oneEach = this.#deferCopies(body, sessions, added, bytes)
       if (oneEach && brokerCounter !== null && brokerId === this.#broker?.id) this.#hintLiveCopies(body, sessions, added, brokerId, brokerCounter, bytes, blob)
       if (this.#deferredCopies.length >= 2 * INSERT_ROWS_MAX || this.#deferredBodies.length >= BODY_VALUES * INSERT_ROWS_MAX) {
-        this.#insertDeferred()
+        this.#insertDeferred(false) // the runs grow until the commit: fewer, longer ones
       }
     }
     let done: Promise<void>
@@ -1168,18 +1168,21 @@ export class SqlitePersistence {
     return this.#commit as GroupCommit
   }
 
-  /** Inserts the deferred rows; a failure is kept for the batch's COMMIT, which then fails. */
-  #insertDeferred(): void {
+  /**
+   * Inserts the deferred rows (and, with `runs`, the pending runs); a failure is kept for the
+   * batch's COMMIT, which then fails. A pending run only names bodies, which go in first.
+   */
+  #insertDeferred(runs = true): void {
     const bodies = this.#deferredBodies
     const copies = this.#deferredCopies
     const sent = this.#deferredSent
-    if (bodies.length === 0 && copies.length === 0 && this.#pendingRuns.size === 0) return
+    if (bodies.length === 0 && copies.length === 0 && (!runs || this.#pendingRuns.size === 0)) return
     try {
       for (const rows of chunks(bodies, BODY_VALUES * INSERT_ROWS_MAX)) {
         runInserts(this.#insertBodies(rows.length / BODY_VALUES), rows, rows.length / BODY_VALUES)
       }
       const sql = this.#sql as Statements
-      for (const run of this.#pendingRuns.take()) {
+      for (const run of runs ? this.#pendingRuns.take() : []) {
         const { session, seqs } = run
         if (seqs.length < RUN_MIN_COPIES) {
           for (const seq of seqs) copies.push(session, seq)
@@ -1196,7 +1199,7 @@ export class SqlitePersistence {
       bodies.length = 0
       copies.length = 0
       sent.length = 0
-      this.#pendingRuns.clear()
+      if (runs) this.#pendingRuns.clear()
     }
   }
 

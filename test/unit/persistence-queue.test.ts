@@ -276,6 +276,15 @@ describe('queued runs: copies for offline sessions, one row per session and comm
     expect([countOnDisk(path, 'queued_runs'), countOnDisk(path, 'outgoing')]).toEqual([0, 17])
   })
 
+  test("a commit's copies for a session are one run however many messages it holds", async () => {
+    const path = fixtures.dbPath()
+    const { store } = await open({ path })
+    // more than the 64 bodies after which the batch's deferred rows go in before the commit
+    await enqueueTogether(store, ['c'], 1, 150)
+    expect([countOnDisk(path, 'queued_runs'), countOnDisk(path, 'bodies')]).toEqual([1, 150])
+    expect(counters(await queued(store, 'c'))).toEqual(range(1, 150))
+  })
+
   test('a delivery update and acknowledgement find a copy still in a run', async () => {
     const path = fixtures.dbPath()
     const { store } = await open({ path })
