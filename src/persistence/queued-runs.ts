@@ -1,7 +1,8 @@
 // Copies queued for offline sessions are written as runs: one row per session and commit that
-// lists the seqs of its copies, instead of one row per copy. Ten offline sessions subscribed to
-// one topic then cost ten rows per batch, not ten per message. A run becomes ordinary outgoing
-// rows ("materialized") once anything but an enqueue touches the session's queue.
+// lists the seqs of its copies, instead of one row per copy (the store writes a commit's copies
+// as rows when a session gets only a few). Ten offline sessions subscribed to one topic then cost
+// ten rows per batch, not ten per message. A run becomes ordinary outgoing rows ("materialized")
+// once anything but an enqueue touches the session's queue.
 
 /** One session's copies queued in the open batch, in seq order, and their payload bytes. */
 export interface PendingRun {

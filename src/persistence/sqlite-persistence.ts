@@ -167,7 +167,10 @@ export class SqlitePersistence {
   readonly #deferredCopies: number[] = []
   /** held messages being written: (session, seq, message_id) per row */
   readonly #deferredSent: Array<number | null> = []
-  /** offline sessions' copies of the open batch: one queued_runs row per session at the commit */
+  /**
+   * offline sessions' copies of the open batch: one queued_runs row per session at the commit
+   * (rows when fewer than RUN_MIN_COPIES)
+   */
   readonly #pendingRuns = new PendingRuns()
   /** sessions with queued_runs rows: their queue is read only after #materializeRuns (see #hasRuns) */
   readonly #runSessions = new Set<number>()
@@ -561,7 +564,8 @@ export class SqlitePersistence {
    * Defers the rows of one message: seq body * SEQ_PER_BODY + k for a session's k-th copy (a
    * session listed twice gets two), body left NULL (it is seq / SEQ_PER_BODY) up to SEQ_PER_BODY
    * copies. true when every session got one copy, at seq body * SEQ_PER_BODY: then the copies of
-   * offline sessions go into their runs instead. `clientIds` parallels `sessions`.
+   * offline sessions go into their pending runs instead (#insertDeferred writes them). `clientIds`
+   * parallels `sessions`.
    */
   #deferCopies(body: number, sessions: readonly number[], clientIds: readonly string[], bytes: number): boolean {
     const base = body * SEQ_PER_BODY
