@@ -44,17 +44,19 @@ export function poisonRetainedTopic(path: string): void {
   admin.close()
 }
 
-/**
- * What a store's file holds, read by a connection of its own (it sees committed data only):
- * `rows` in `table`, or with `queuedCopies` the copies queued as outgoing rows plus those in runs.
- */
-export function countOnDisk(path: string, what: string): number {
+/** Rows in `table` of a store's file, read by a connection of its own (committed data only). */
+export function rowsOnDisk(path: string, table: string): number {
+  return countWith(path, `SELECT COUNT(*) AS n FROM ${table}`)
+}
+
+/** Copies queued in a store's file: outgoing rows plus the copies in runs (queued_runs). */
+export function queuedCopiesOnDisk(path: string): number {
+  return countWith(path, 'SELECT (SELECT COUNT(*) FROM outgoing) + (SELECT COALESCE(SUM(copies), 0) FROM queued_runs) AS n')
+}
+
+function countWith(path: string, sql: string): number {
   const reader = new Database(path, { readonly: true })
   try {
-    const sql =
-      what === 'queuedCopies'
-        ? 'SELECT (SELECT COUNT(*) FROM outgoing) + (SELECT COALESCE(SUM(copies), 0) FROM queued_runs) AS n'
-        : `SELECT COUNT(*) AS n FROM ${what}`
     return (reader.prepare(sql).get() as { n: number }).n
   } finally {
     reader.close()

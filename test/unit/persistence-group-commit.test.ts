@@ -2,7 +2,7 @@ import { describe, expect, test } from 'vitest'
 import { StoreCommitError } from '../../src/persistence/errors.js'
 import type { CommitInfo } from '../../src/persistence/group-commit.js'
 import type { SqlitePersistenceOptions } from '../../src/persistence/options.js'
-import { countOnDisk, poisonRetainedTopic, storeFixtures } from '../helpers/store-fixtures.js'
+import { queuedCopiesOnDisk, rowsOnDisk, poisonRetainedTopic, storeFixtures } from '../helpers/store-fixtures.js'
 import { SqlitePersistence } from '../../src/persistence/sqlite-persistence.js'
 
 const { dbPath: fresh, track } = storeFixtures()
@@ -26,11 +26,11 @@ describe('group commit', () => {
     const store = await open({ path, onCommit: (info) => events.push(`commit ${info.batchSize}`) })
     const writes = ['a', 'b', 'c'].map((t) => store.storeRetained(retained(t)).then(() => events.push(`resolved ${t}`)))
     // applied in the open transaction, not committed: another connection sees nothing yet
-    expect(countOnDisk(path, 'retained')).toBe(0)
+    expect(rowsOnDisk(path, 'retained')).toBe(0)
     expect(events).toEqual([])
     await Promise.all(writes)
     expect(events).toEqual(['commit 3', 'resolved a', 'resolved b', 'resolved c'])
-    expect(countOnDisk(path, 'retained')).toBe(3)
+    expect(rowsOnDisk(path, 'retained')).toBe(3)
   })
 
   test('writes of one event-loop turn share one commit; maxBatch splits a large turn', async () => {
@@ -53,10 +53,10 @@ describe('group commit', () => {
     }
     // maxBatch: the third write committed at once, its listeners told then
     expect(events).toEqual(['stored m1', 'stored m2', 'stored m3', 'commit 3'])
-    expect(countOnDisk(path, 'queuedCopies')).toBe(3)
+    expect(queuedCopiesOnDisk(path)).toBe(3)
     await store.flush()
     expect(events.slice(4)).toEqual(['stored m4', 'commit 1'])
-    expect(countOnDisk(path, 'queuedCopies')).toBe(4)
+    expect(queuedCopiesOnDisk(path)).toBe(4)
   })
 
   test('commitIntervalMs holds a batch open across event-loop turns', async () => {
@@ -73,10 +73,10 @@ describe('group commit', () => {
     const path = dbPath()
     const store = await open({ path, commitIntervalMs: 60_000 })
     const write = store.storeRetained(retained('x'))
-    expect(countOnDisk(path, 'retained')).toBe(0)
+    expect(rowsOnDisk(path, 'retained')).toBe(0)
     await store.flush()
     await write
-    expect(countOnDisk(path, 'retained')).toBe(1)
+    expect(rowsOnDisk(path, 'retained')).toBe(1)
   })
 
   test('a failed commit rejects every write of the batch and memory forgets them', async () => {
@@ -106,7 +106,7 @@ describe('group commit', () => {
     expect(await store.subscriptionsByTopic('sensors/t')).toEqual([])
     expect(await store.countOffline()).toEqual({ subsCount: 0, clientsCount: 0 })
     expect(store.stats()).toMatchObject({ retained: 1, queued: 0, subscriptions: 0 })
-    expect(countOnDisk(path, 'queuedCopies')).toBe(0)
+    expect(queuedCopiesOnDisk(path)).toBe(0)
     // and the store keeps working
     await store.addSubscriptions({ id: 'c1' }, [{ topic: 'sensors/#', qos: 1 }])
     expect(await store.subscriptionsByTopic('sensors/t')).toHaveLength(1)
@@ -128,7 +128,7 @@ describe('group commit', () => {
     void store.incomingStorePacket({ id: 'c' }, { cmd: 'publish', topic: 't', payload: Buffer.from('x'), qos: 2, messageId: 5 })
     const got = await store.incomingGetPacket({ id: 'c' }, { messageId: 5 })
     expect(got.topic).toBe('t')
-    expect(countOnDisk(path, 'incoming')).toBe(1)
+    expect(rowsOnDisk(path, 'incoming')).toBe(1)
   })
 
   test('calls after close() reject with StoreClosedError; close() is idempotent', async () => {

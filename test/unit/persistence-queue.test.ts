@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, test } from 'vitest'
-import { countOnDisk, poisonRetainedTopic, storeFixtures } from '../helpers/store-fixtures.js'
+import { queuedCopiesOnDisk, rowsOnDisk, poisonRetainedTopic, storeFixtures } from '../helpers/store-fixtures.js'
 import { QueueFullError } from '../../src/persistence/errors.js'
 import type { DropReason, SqlitePersistenceOptions } from '../../src/persistence/options.js'
 import { SqlitePersistence, type PacketLike } from '../../src/persistence/sqlite-persistence.js'
@@ -211,20 +211,20 @@ describe('shared message bodies', () => {
   test('a message queued for several sessions is stored once and deleted with its last row', async () => {
     const path = fixtures.dbPath('q.db')
     const { store } = await open({ path })
-    const count = (what: string): number => countOnDisk(path, what)
+    const onDisk = (): number[] => [queuedCopiesOnDisk(path), rowsOnDisk(path, 'bodies')]
     await store.outgoingEnqueueCombi([{ clientId: 'a' }, { clientId: 'b' }, { clientId: 'c' }], message(1))
-    expect([count('queuedCopies'), count('bodies')]).toEqual([3, 1])
+    expect(onDisk()).toEqual([3, 1])
     // a's copy becomes a PUBREL record with a body of its own; b's is delivered and acknowledged
     await store.outgoingUpdate({ id: 'a' }, { ...message(1), messageId: 7 })
     await store.outgoingUpdate({ id: 'a' }, { cmd: 'pubrel', messageId: 7 })
     await store.outgoingUpdate({ id: 'b' }, { ...message(1), messageId: 8 })
     await store.outgoingClearMessageId({ id: 'b' }, { messageId: 8 })
-    expect([count('queuedCopies'), count('bodies')]).toEqual([2, 2])
+    expect(onDisk()).toEqual([2, 2])
     expect((await queued(store, 'a'))[0]).toMatchObject({ cmd: 'pubrel', messageId: 7 })
     expect(payloads(await queued(store, 'c'))).toEqual(['m1'])
     await store.outgoingClearMessageId({ id: 'a' }, { messageId: 7 })
     await store.outgoingClearMessageId({ id: 'c' }, message(1))
-    expect([count('queuedCopies'), count('bodies')]).toEqual([0, 0])
+    expect(onDisk()).toEqual([0, 0])
   })
 
   test('more than 1024 copies of one message for one session keep their order and are all found', async () => {
@@ -260,20 +260,20 @@ describe('queued runs: copies for offline sessions, one row per session and comm
     // ackWindowMs 0: the connected session's copy is written at once, not held for its PUBACK
     const { store } = await open({ path, pageSize: 3, ackWindowMs: 0 })
     await enqueueTogether(store, ['c', 'd'], 1, 5)
-    expect([countOnDisk(path, 'queued_runs'), countOnDisk(path, 'outgoing'), countOnDisk(path, 'queuedCopies')]).toEqual([2, 0, 10])
+    expect([rowsOnDisk(path, 'queued_runs'), rowsOnDisk(path, 'outgoing'), queuedCopiesOnDisk(path)]).toEqual([2, 0, 10])
     await store.sessionConnected('c', { expiryIntervalSeconds: 60, protocolVersion: 5 })
     await enqueueTogether(store, ['c'], 6, 6)
     await store.sessionDisconnected('c')
     await enqueueTogether(store, ['c'], 7, 10)
     // fewer than four copies of one commit for a session: rows (a run row is a statement of its own)
     await enqueueTogether(store, ['c'], 11, 12)
-    expect([countOnDisk(path, 'queued_runs'), countOnDisk(path, 'outgoing')]).toEqual([3, 3])
+    expect([rowsOnDisk(path, 'queued_runs'), rowsOnDisk(path, 'outgoing')]).toEqual([3, 3])
     expect(store.stats()).toMatchObject({ queued: 17, inflight: 0 })
     // pages of three: the runs become rows a page ahead of the reader
     expect(counters(await queued(store, 'c'))).toEqual(range(1, 12))
-    expect(countOnDisk(path, 'queued_runs')).toBe(1) // d's
+    expect(rowsOnDisk(path, 'queued_runs')).toBe(1) // d's
     expect(counters(await queued(store, 'd'))).toEqual(range(1, 5))
-    expect([countOnDisk(path, 'queued_runs'), countOnDisk(path, 'outgoing')]).toEqual([0, 17])
+    expect([rowsOnDisk(path, 'queued_runs'), rowsOnDisk(path, 'outgoing')]).toEqual([0, 17])
   })
 
   test("a commit's copies for a session are one run however many messages it holds", async () => {
@@ -281,7 +281,7 @@ describe('queued runs: copies for offline sessions, one row per session and comm
     const { store } = await open({ path })
     // more than the 64 bodies after which the batch's deferred rows go in before the commit
     await enqueueTogether(store, ['c'], 1, 150)
-    expect([countOnDisk(path, 'queued_runs'), countOnDisk(path, 'bodies')]).toEqual([1, 150])
+    expect([rowsOnDisk(path, 'queued_runs'), rowsOnDisk(path, 'bodies')]).toEqual([1, 150])
     expect(counters(await queued(store, 'c'))).toEqual(range(1, 150))
   })
 
@@ -289,7 +289,7 @@ describe('queued runs: copies for offline sessions, one row per session and comm
     const path = fixtures.dbPath()
     const { store } = await open({ path })
     await enqueueTogether(store, ['c'], 1, 4)
-    expect(countOnDisk(path, 'queued_runs')).toBe(1)
+    expect(rowsOnDisk(path, 'queued_runs')).toBe(1)
     await store.outgoingUpdate({ id: 'c' }, { ...message(2), messageId: 12 })
     expect((await queued(store, 'c')).map((p) => [p.brokerCounter, p.messageId])).toEqual([[1, undefined], [2, 12], [3, undefined], [4, undefined]])
     expect(await store.outgoingClearMessageId({ id: 'c' }, { messageId: 12 })).toMatchObject({ brokerCounter: 2 })
@@ -317,11 +317,11 @@ describe('queued runs: copies for offline sessions, one row per session and comm
     const path = fixtures.dbPath()
     const { store } = await open({ path })
     await enqueueTogether(store, ['a', 'b'], 1, 4)
-    expect(countOnDisk(path, 'queued_runs')).toBe(2)
+    expect(rowsOnDisk(path, 'queued_runs')).toBe(2)
     await store.deleteSession('a')
-    expect([countOnDisk(path, 'queuedCopies'), countOnDisk(path, 'bodies')]).toEqual([4, 4])
+    expect([queuedCopiesOnDisk(path), rowsOnDisk(path, 'bodies')]).toEqual([4, 4])
     await store.deleteSession('b')
-    expect([countOnDisk(path, 'queued_runs'), countOnDisk(path, 'outgoing'), countOnDisk(path, 'bodies')]).toEqual([0, 0, 0])
+    expect([rowsOnDisk(path, 'queued_runs'), rowsOnDisk(path, 'outgoing'), rowsOnDisk(path, 'bodies')]).toEqual([0, 0, 0])
   })
 
   test('runs survive a reopen: counted in the queue sizes, and newer copies sort after them', async () => {
@@ -329,7 +329,7 @@ describe('queued runs: copies for offline sessions, one row per session and comm
     const first = await open({ path })
     await enqueueTogether(first.store, ['c'], 1, 4)
     await first.store.close()
-    expect(countOnDisk(path, 'queued_runs')).toBe(1)
+    expect(rowsOnDisk(path, 'queued_runs')).toBe(1)
     const { store } = await open({ path })
     expect(store.stats()).toMatchObject({ queued: 4, inflight: 0 })
     await enqueueTogether(store, ['c'], 5, 5)
@@ -344,7 +344,7 @@ describe('queued runs: copies for offline sessions, one row per session and comm
     admin.prepare('UPDATE queued_runs SET copies = 5').run()
     admin.close()
     await expect(queued(store, 'c')).rejects.toThrow(/lists 4 copies, its row says 5/)
-    expect(countOnDisk(path, 'outgoing')).toBe(0)
+    expect(rowsOnDisk(path, 'outgoing')).toBe(0)
   })
 
   test('a failed commit takes its runs back and the queue goes on', async () => {
@@ -355,7 +355,7 @@ describe('queued runs: copies for offline sessions, one row per session and comm
     const poison = { cmd: 'publish', topic: 'poison', payload: Buffer.from('x'), qos: 0, retain: true }
     const [lost, failed] = await Promise.allSettled([enqueueTogether(store, ['c'], 2, 5), store.storeRetained(poison)])
     expect([lost.status, failed.status]).toEqual(['rejected', 'rejected'])
-    expect([store.stats().queued, countOnDisk(path, 'queued_runs')]).toEqual([1, 0])
+    expect([store.stats().queued, rowsOnDisk(path, 'queued_runs')]).toEqual([1, 0])
     await enqueueTogether(store, ['c'], 6, 9)
     expect(counters(await queued(store, 'c'))).toEqual([1, 6, 7, 8, 9])
   })
