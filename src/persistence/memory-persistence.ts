@@ -137,8 +137,12 @@ export class MemoryPersistence extends AsyncMemoryPersistence {
    * with another counter only reuses the id, and is kept. Rejects if nothing matches, as the base did.
    */
   override async outgoingUpdate(client: Pick<Client, 'id'>, packet: OutgoingPacket): Promise<void> {
-    if (this.#outgoing.get(client.id)?.update(packet)) return
-    throw new Error('no such packet')
+    if (!this.outgoingUpdateNow(client, packet)) throw new Error('no such packet')
+  }
+
+  /** outgoingUpdate without a promise, for the patched aedes; false: no such packet. */
+  outgoingUpdateNow(client: Pick<Client, 'id'>, packet: OutgoingPacket): boolean {
+    return this.#outgoing.get(client.id)?.update(packet) === true
   }
 
   /**
@@ -150,11 +154,16 @@ export class MemoryPersistence extends AsyncMemoryPersistence {
     client: Pick<Client, 'id'>,
     packet: OutgoingPacket | number | undefined,
   ): Promise<OutgoingPacket | undefined> {
+    return this.outgoingClearMessageIdNow(client, typeof packet === 'object' && packet !== null ? packet : {}) ?? undefined
+  }
+
+  /** outgoingClearMessageId without a promise, for the patched aedes; null: nothing matches. */
+  outgoingClearMessageIdNow(client: Pick<Client, 'id'>, packet: OutgoingPacket): OutgoingPacket | null {
     const queue = this.#outgoing.get(client.id)
-    if (!queue) return undefined
-    const removed = queue.clear(typeof packet === 'object' && packet !== null ? packet : {})
+    if (!queue) return null
+    const removed = queue.clear(packet)
     if (queue.size === 0) this.#outgoing.delete(client.id)
-    return removed
+    return removed ?? null
   }
 
   /** The queue as it is now: later changes do not reach a stream already open. */

@@ -657,6 +657,47 @@ export class SqlitePersistence {
   }
 
   /**
+   * outgoingUpdate without a promise, for the patched aedes: true when the packet id went to a
+   * message held for its PUBACK (nothing to write), false when the caller must call
+   * outgoingUpdate.
+   */
+  outgoingUpdateNow(client: ClientRef, packet: PacketLike): boolean {
+    return this.#state === 'open' && this.#updateHeld(client.id, packet)
+  }
+
+  /** A live delivery of a held message: it will be written with its packet id, or never. */
+  #updateHeld(clientId: string, packet: PacketLike): boolean {
+    if (this.#held.size === 0 || typeof packet.messageId !== 'number' || typeof packet.brokerCounter !== 'number') return false
+    if (packet.brokerId !== this.#broker?.id) return false
+    const held = this.#held.unsent(packet.brokerCounter)
+    if (held === undefined || held.session !== this.#sessionIds.get(clientId)) return false
+    if (!this.#held.markSent(held, packet.messageId, Date.now())) return false
+    this.#queues.change(clientId, 0, false, true)
+    return true
+  }
+
+  /**
+   * outgoingClearMessageId without a promise, for the patched aedes: the acknowledged message if
+   * it was held (nothing to write), null when the client has no stored session (a clean one),
+   * undefined when the caller must call outgoingClearMessageId.
+   */
+  outgoingClearMessageIdNow(client: ClientRef, packet: PacketLike): StoredObject | null | undefined {
+    if (this.#state !== 'open') return undefined
+    const session = this.#sessionIds.get(client.id)
+    if (session === undefined) return null
+    if (this.#held.size === 0 || typeof packet.messageId !== 'number') return undefined
+    const held = this.#held.release(session, packet.messageId)
+    if (held === undefined) return undefined
+    // acknowledged within its window: nothing to write, and its publisher may have its PUBACK
+    this.#queues.remove(client.id, held.bytes, true)
+    held.listener.stored(null)
+    // the store's own copy (made in #enqueue) is handed over as it is: no clone per acknowledgement
+    const acknowledged = held.packet as PacketLike
+    acknowledged.messageId = packet.messageId
+    return acknowledged as StoredObject
+  }
+
+  /**
    * Records the packet id given to a queued message (matched by brokerId + brokerCounter), or
    * replaces the message with the same packet id by `packet` (a PUBREL after PUBREC). A packet
    * that is not stored (never queued because the session's queue was full) is not an error: aedes
@@ -664,6 +705,7 @@ export class SqlitePersistence {
    */
   async outgoingUpdate(client: ClientRef, packet: PacketLike): Promise<void> {
     const sql = this.#statements()
+    if (this.#updateHeld(client.id, packet)) return
     const messageId = typeof packet.messageId === 'number' ? packet.messageId : null
     const brokerId = typeof packet.brokerId === 'string' ? packet.brokerId : null
     const brokerCounter = typeof packet.brokerCounter === 'number' ? packet.brokerCounter : null
@@ -676,12 +718,6 @@ export class SqlitePersistence {
     let seq: number | undefined
     if (brokerId !== null && brokerCounter !== null) {
       const own = brokerId === this.#broker?.id
-      const held = own && messageId !== null ? this.#held.unsent(brokerCounter) : undefined
-      // not written yet: it will be written with its packet id, or never (acknowledged first)
-      if (held !== undefined && held.session === session && this.#held.markSent(held, messageId as number, Date.now())) {
-        this.#queues.change(client.id, 0, false, true)
-        return
-      }
       const body = own ? this.#hints.takeQueued(brokerCounter) : undefined
       seq = body !== undefined ? body * SEQ_PER_BODY : this.#hints.takeStreamed(session, brokerId, brokerCounter)
     }
@@ -725,18 +761,10 @@ export class SqlitePersistence {
   ): Promise<StoredObject | undefined> {
     const sql = this.#statements()
     const p: PacketLike = typeof packet === 'object' && packet !== null ? packet : {}
+    const acknowledged = this.outgoingClearMessageIdNow(client, p)
+    if (acknowledged !== undefined) return acknowledged ?? undefined
     const session = this.#sessionIds.get(client.id)
     if (session === undefined) return undefined
-    const held = typeof p.messageId === 'number' ? this.#held.release(session, p.messageId) : undefined
-    if (held !== undefined) {
-      // acknowledged within its window: nothing to write, and its publisher may have its PUBACK
-      this.#queues.remove(client.id, held.bytes, true)
-      held.listener.stored(null)
-      // the store's own copy (made in #enqueue) is handed over as it is: no clone per acknowledgement
-      const acknowledged = held.packet as PacketLike
-      acknowledged.messageId = p.messageId
-      return acknowledged as StoredObject
-    }
     // aedes clears a copy it does not deliver (No Local) by its broker counter
     const unsent = typeof p.messageId !== 'number' && typeof p.brokerCounter === 'number' && p.brokerId === this.#broker?.id
       ? this.#held.unsent(p.brokerCounter)
