@@ -59,6 +59,26 @@ describe('held messages (SQLite store)', () => {
     expect(await queued(store)).toEqual([])
   })
 
+  test('outgoingUpdateNow and outgoingClearMessageIdNow answer for held messages only', async () => {
+    const store = await open(dbPath('held.db'), { ackWindowMs: 60_000 })
+    const durable = store.outgoingEnqueueCombi([{ clientId: 'c' }], message(1))
+    expect(store.outgoingUpdateNow({ id: 'c' }, { ...message(1), messageId: 5 })).toBe(true)
+    expect(store.stats()).toMatchObject({ queued: 0, inflight: 1 })
+    // a written message: the promise methods must do it
+    await store.outgoingEnqueueCombi([{ clientId: 'c' }], message(2, { qos: 2 }))
+    expect(store.outgoingUpdateNow({ id: 'c' }, { ...message(2, { qos: 2 }), messageId: 6 })).toBe(false)
+    await store.outgoingUpdate({ id: 'c' }, { ...message(2, { qos: 2 }), messageId: 6 })
+    expect(store.outgoingClearMessageIdNow({ id: 'c' }, { messageId: 6 })).toBeUndefined()
+    // a client without a stored session has nothing to clear
+    expect(store.outgoingClearMessageIdNow({ id: 'clean' }, { messageId: 6 })).toBeNull()
+    expect(store.outgoingClearMessageIdNow({ id: 'c' }, { messageId: 5 })).toMatchObject({ payload: Buffer.from('m1'), messageId: 5 })
+    await durable
+    expect(await queued(store)).toEqual([['m2', 6]])
+    await store.close()
+    expect(store.outgoingUpdateNow({ id: 'c' }, { ...message(3), messageId: 7 })).toBe(false)
+    expect(store.outgoingClearMessageIdNow({ id: 'c' }, { messageId: 6 })).toBeUndefined()
+  })
+
   test('not acknowledged within its window: written with its packet id, the enqueue settles at that commit', async () => {
     const path = dbPath('held.db')
     const store = await open(path)
