@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { useBroker } from '../helpers/in-process-broker.js'
 import { sleep } from '../helpers/mqtt-clients.js'
 import { connectPacket, rawConnect, type RawClient } from '../helpers/raw-client.js'
-import { tempDir } from '../helpers/stores.js'
+import { storeConfigs } from '../helpers/stores.js'
 
 type Publish = Packet & { cmd: 'publish'; messageId: number; payload: Buffer }
 
@@ -16,8 +16,8 @@ function blockEventLoop(ms: number): void {
 // [MQTT-4.6.0-6] Every topic is an Ordered Topic: a subscriber gets one publisher's messages in
 // the order they were published. On the SQLite store a persistent session's copy takes one of two
 // paths: held in memory until its PUBACK (ackWindowMs), or written. Both must come out in order.
-describe('delivery order to a persistent session (SQLite store)', () => {
-  const { running } = useBroker(() => ({ store: { type: 'sqlite', path: `${tempDir()}/mqlite.db` } }))
+describe.each(storeConfigs())('delivery order to a persistent session ($name store)', ({ store }) => {
+  const { running } = useBroker(() => ({ store: store() }))
   const raws: RawClient[] = []
   afterEach(() => {
     for (const r of raws.splice(0)) r.close()
@@ -38,13 +38,13 @@ describe('delivery order to a persistent session (SQLite store)', () => {
     const pub = await rawV5('order-pub')
     const publish = (messageId: number): void => pub.send({ cmd: 'publish', topic: 'order/t', payload: `m${messageId}`, qos: 1, messageId, dup: false, retain: false })
 
-    // m1 and m2 take the subscriber's two slots; m3 waits for one, and is written since it did
-    // not go out
+    // m1 and m2 take the subscriber's two slots; m3 waits for one (on SQLite it is written,
+    // since it did not go out)
     for (const id of [1, 2, 3]) publish(id)
     await pub.next((p) => p.cmd === 'puback' && p.messageId === 3)
     expect(publishes().map((p) => p.payload.toString())).toEqual(['m1', 'm2'])
     // In one turn of the broker: the PUBACKs of m1 and m2 let the written m3 go and free a slot,
-    // then m4 comes, finds that slot and is held (it goes out before it is written).
+    // then m4 comes, finds that slot and (on SQLite) is held: it goes out before it is written.
     sub.sendTogether(publishes().map((p) => ({ cmd: 'puback', messageId: p.messageId })))
     publish(4)
     blockEventLoop(50)
