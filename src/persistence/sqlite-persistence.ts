@@ -662,15 +662,17 @@ export class SqlitePersistence {
    * outgoingUpdate.
    */
   outgoingUpdateNow(client: ClientRef, packet: PacketLike): boolean {
-    return this.#state === 'open' && this.#updateHeld(client.id, packet)
+    if (this.#state !== 'open') return false
+    const session = this.#sessionIds.get(client.id)
+    return session !== undefined && this.#updateHeld(client.id, session, packet)
   }
 
   /** A live delivery of a held message: it will be written with its packet id, or never. */
-  #updateHeld(clientId: string, packet: PacketLike): boolean {
+  #updateHeld(clientId: string, session: number, packet: PacketLike): boolean {
     if (this.#held.size === 0 || typeof packet.messageId !== 'number' || typeof packet.brokerCounter !== 'number') return false
     if (packet.brokerId !== this.#broker?.id) return false
     const held = this.#held.unsent(packet.brokerCounter)
-    if (held === undefined || held.session !== this.#sessionIds.get(clientId)) return false
+    if (held === undefined || held.session !== session) return false
     if (!this.#held.markSent(held, packet.messageId, Date.now())) return false
     this.#queues.change(clientId, 0, false, true)
     return true
@@ -685,11 +687,16 @@ export class SqlitePersistence {
     if (this.#state !== 'open') return undefined
     const session = this.#sessionIds.get(client.id)
     if (session === undefined) return null
+    return this.#releaseHeld(client.id, session, packet)
+  }
+
+  /** An acknowledgement of a held message: it is forgotten, never written. */
+  #releaseHeld(clientId: string, session: number, packet: PacketLike): StoredObject | undefined {
     if (this.#held.size === 0 || typeof packet.messageId !== 'number') return undefined
     const held = this.#held.release(session, packet.messageId)
     if (held === undefined) return undefined
     // acknowledged within its window: nothing to write, and its publisher may have its PUBACK
-    this.#queues.remove(client.id, held.bytes, true)
+    this.#queues.remove(clientId, held.bytes, true)
     held.listener.stored(null)
     // the store's own copy (made in #enqueue) is handed over as it is: no clone per acknowledgement
     const acknowledged = held.packet as PacketLike
@@ -705,12 +712,12 @@ export class SqlitePersistence {
    */
   async outgoingUpdate(client: ClientRef, packet: PacketLike): Promise<void> {
     const sql = this.#statements()
-    if (this.#updateHeld(client.id, packet)) return
+    const session = this.#sessionIds.get(client.id)
+    if (session === undefined) return
+    if (this.#updateHeld(client.id, session, packet)) return
     const messageId = typeof packet.messageId === 'number' ? packet.messageId : null
     const brokerId = typeof packet.brokerId === 'string' ? packet.brokerId : null
     const brokerCounter = typeof packet.brokerCounter === 'number' ? packet.brokerCounter : null
-    const session = this.#sessionIds.get(client.id)
-    if (session === undefined) return
     // a row read ahead as queued may be in flight now, or queued again
     if (this.#oldestQueued.size > 0) this.#oldestQueued.delete(client.id)
     // a message queued for this one session and not sent yet (every live delivery: a numeric
@@ -761,10 +768,10 @@ export class SqlitePersistence {
   ): Promise<StoredObject | undefined> {
     const sql = this.#statements()
     const p: PacketLike = typeof packet === 'object' && packet !== null ? packet : {}
-    const acknowledged = this.outgoingClearMessageIdNow(client, p)
-    if (acknowledged !== undefined) return acknowledged ?? undefined
     const session = this.#sessionIds.get(client.id)
     if (session === undefined) return undefined
+    const acknowledged = this.#releaseHeld(client.id, session, p)
+    if (acknowledged !== undefined) return acknowledged
     // aedes clears a copy it does not deliver (No Local) by its broker counter
     const unsent = typeof p.messageId !== 'number' && typeof p.brokerCounter === 'number' && p.brokerId === this.#broker?.id
       ? this.#held.unsent(p.brokerCounter)
