@@ -10,6 +10,7 @@ import { positiveInteger } from './cli-options.js'
 import { commandExists, mosquittoTarget, mqliteTarget } from './brokers.js'
 import { clusterTarget } from './cluster.js'
 import type { BrokerTarget } from './brokers.js'
+import { measureSyscallMicros } from './host.js'
 import { SCENARIOS } from './scenarios.js'
 import { formatTable, medians } from './table.js'
 import type { RunRecord } from './table.js'
@@ -81,9 +82,11 @@ async function main(): Promise<number> {
     return 2
   }
   const brokerNames = targets.map((t) => t.name)
+  const syscallMicros = measureSyscallMicros(200_000, pinned ? 0 : undefined)
+  const syscallNote = syscallMicros === undefined ? 'system call cost unknown (no dd)' : `a system call takes ${syscallMicros.toFixed(2)} µs here (dd)`
   process.stderr.write(
     `bench: ${scenarios.length} scenario(s) x ${targets.length} broker(s) x ${repetitions} repetition(s)${quick ? ' (quick)' : ''}; ` +
-      `${pinned ? 'brokers on core 0, load on core 1' : 'not pinned'}${commandExists('mosquitto') ? '' : '; mosquitto not found, no ratios'}\n`,
+      `${pinned ? 'brokers on core 0, load on core 1' : 'not pinned'}; ${syscallNote}${commandExists('mosquitto') ? '' : '; mosquitto not found, no ratios'}\n`,
   )
 
   const records: RunRecord[] = []
@@ -129,10 +132,11 @@ async function main(): Promise<number> {
   const rows = medians(records, brokerNames)
   process.stdout.write(`\n${formatTable(rows, brokerNames)}\n`)
   process.stdout.write(
-    `\nmedians of ${repetitions} run(s); (x mosquitto) = median of the ratios repetition by repetition; load cpu = load generator, % of one core (near 100% means the load generator, not the broker, was the limit)\n`,
+    `\nmedians of ${repetitions} run(s); (x mosquitto) = median of the ratios repetition by repetition; load cpu = load generator, % of one core (near 100% means the load generator, not the broker, was the limit); ` +
+      `${syscallNote}: Mosquitto makes one or more per packet, mqlite about one per connection per event-loop turn, so the ratios move with it\n`,
   )
   if (nodeFlags.length > 0) process.stdout.write(`mqlite ran with node ${nodeFlags.join(' ')}\n`)
-  if (flags.json) await writeFile(flags.json, `${JSON.stringify({ startedAt, quick, repetitions, pinned, mqliteNodeFlags: nodeFlags, brokers: brokerNames, medians: rows, runs: records }, null, 2)}\n`)
+  if (flags.json) await writeFile(flags.json, `${JSON.stringify({ startedAt, quick, repetitions, pinned, mqliteNodeFlags: nodeFlags, syscallMicros, brokers: brokerNames, medians: rows, runs: records }, null, 2)}\n`)
   return records.some((r) => r.error) ? 1 : 0
 }
 
