@@ -83,7 +83,7 @@ async function main(): Promise<number> {
   }
   const brokerNames = targets.map((t) => t.name)
   const syscallMicros = measureSyscallMicros(200_000, pinned ? 0 : undefined)
-  const syscallNote = syscallMicros === undefined ? 'system call cost unknown (no dd)' : `a system call takes ${syscallMicros.toFixed(2)} µs here (dd)`
+  const syscallNote = syscallMicros === undefined ? 'system call cost unknown (dd failed)' : `a system call takes ${syscallMicros.toFixed(2)} µs here (dd)`
   process.stderr.write(
     `bench: ${scenarios.length} scenario(s) x ${targets.length} broker(s) x ${repetitions} repetition(s)${quick ? ' (quick)' : ''}; ` +
       `${pinned ? 'brokers on core 0, load on core 1' : 'not pinned'}; ${syscallNote}${commandExists('mosquitto') ? '' : '; mosquitto not found, no ratios'}\n`,
