@@ -23,6 +23,23 @@ describe.each(storeConfigs())('publish/subscribe on the $name store', ({ store }
       expect(msg?.packet.qos).toBe(qos)
     })
 
+    // A burst fans out with many packets per connection per event-loop turn: each write's
+    // callback (which releases the publish and, at QoS 1, the in-flight slot) comes from the
+    // turn's flush, so a lost or reordered one stalls or scrambles this.
+    it.each([0, 1] as const)('fans a QoS %i burst out to many subscribers whole and in order', async (qos) => {
+      const topic = `burst/${protocolVersion}/${qos}`
+      const total = 400
+      const subscribers = await Promise.all(Array.from({ length: 10 }, () => connect()))
+      const inboxes = subscribers.map((sub) => collectMessages(sub))
+      await Promise.all(subscribers.map((sub) => sub.subscribeAsync(topic, { qos })))
+      const pub = await connect()
+      await Promise.all(Array.from({ length: total }, (_, i) => pub.publishAsync(topic, String(i), { qos })))
+      for (const inbox of inboxes) {
+        await inbox.waitFor(total, 10_000)
+        expect(inbox.messages.map((m) => Number(m.payload.toString()))).toEqual(Array.from({ length: total }, (_, i) => i))
+      }
+    })
+
     it('downgrades delivery to the granted QoS', async () => {
       const sub = await connect()
       const inbox = collectMessages(sub)
