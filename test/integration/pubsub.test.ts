@@ -24,8 +24,8 @@ describe.each(storeConfigs())('publish/subscribe on the $name store', ({ store }
     })
 
     // A burst fans out with many packets per connection per event-loop turn: each write's
-    // callback (which releases the publish and, at QoS 1, the in-flight slot) comes from the
-    // turn's flush, so a lost or reordered one stalls or scrambles this.
+    // callback (which tells aedes's emitter that the delivery is done, so later messages go out)
+    // comes from the turn's flush, so a lost or reordered one stalls or scrambles this.
     it.each([0, 1] as const)('fans a QoS %i burst out to many subscribers whole and in order', async (qos) => {
       const topic = `burst/${protocolVersion}/${qos}`
       const total = 400
