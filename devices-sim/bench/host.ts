@@ -13,8 +13,8 @@ export function parseDdSeconds(stderr: string): number | undefined {
 
 /**
  * Microseconds per system call, from `dd` copying `bytes` one byte at a time (a read and a write
- * each), on `core` when given (the bench passes the brokers' core); undefined where dd is missing
- * or prints something else.
+ * each), on `core` when given (the bench passes the brokers' core when it pins them); undefined
+ * where dd is missing or prints something else.
  */
 export function measureSyscallMicros(bytes = 200_000, core?: number): number | undefined {
   const dd = ['dd', 'if=/dev/zero', 'of=/dev/null', 'bs=1', `count=${bytes}`]
